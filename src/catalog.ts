@@ -1,0 +1,136 @@
+/**
+ * The metric catalog: the one place that names every metric the exporter
+ * serves. The exporter registers its families from it, the monitoring bundle
+ * (dashboards, recording and alerting rules) checks its queries against it,
+ * and the README's metric table is written from it.
+ */
+
+/** The five areas the exporter reads, one source each. */
+export type SourceName = 'core_nodes' | 'queues' | 'provisioning' | 'security' | 'backups';
+
+/** Every source, in the order they are listed in docs and on dashboards. */
+export const SOURCE_NAMES: readonly SourceName[] = ['core_nodes', 'queues', 'provisioning', 'security', 'backups'];
+
+/**
+ * Label value used for any enum-like database value outside the known set:
+ * NULL, a value the exporter does not know yet, or a misspelling. Keeps such
+ * rows visible while bounding label cardinality.
+ */
+export const UNKNOWN_LABEL = 'UNKNOWN';
+
+/**
+ * Label value that collects everything beyond a free-text label's cardinality
+ * cap (queue types, actions, resource types), so a runaway value set cannot
+ * blow up the series count.
+ */
+export const OVERFLOW_LABEL = 'OTHER';
+
+/** Known values of the platform's enum-like columns (platform-schema.md). */
+export const KNOWN = {
+  nodeStatus: ['ONLINE', 'DEGRADED', 'OFFLINE', 'MAINTENANCE'],
+  nodeRole: ['WEB', 'MAIL', 'DNS', 'CLOUD', 'SECURITY', 'DATABASE', 'PANEL', 'VOIP'],
+  jobStatus: ['PENDING', 'RUNNING', 'COMPLETED', 'FAILED', 'DELAYED', 'CANCELLED'],
+  liveJobStatus: ['PENDING', 'RUNNING', 'DELAYED'],
+  stuckJobStatus: ['PENDING', 'RUNNING'],
+  terminalJobStatus: ['COMPLETED', 'FAILED', 'CANCELLED'],
+  decision: ['ALLOW', 'BLOCK', 'CHALLENGE', 'RATE_LIMITED'],
+  policyMode: ['ENFORCE', 'MONITOR', 'DISABLED'],
+  severity: ['CRITICAL', 'HIGH', 'MEDIUM', 'LOW', 'INFO'],
+  findingStatus: ['OPEN', 'ACKNOWLEDGED', 'RESOLVED'],
+  backupStatus: ['PENDING', 'RUNNING', 'COMPLETED', 'FAILED'],
+  /** Backup resource types the overview always reports, even when never backed up. */
+  criticalBackupTypes: ['DB_CORE', 'MPANEL_CORE', 'CLOUD_POD'],
+  /** BullMQ job states, as BullMQ names them. */
+  queueState: ['waiting', 'active', 'delayed', 'failed', 'completed', 'paused', 'prioritized', 'waiting-children'],
+} as const;
+
+/** Status label of an expected core node that has no row at all. */
+export const MISSING_NODE_STATUS = 'MISSING';
+
+export type MetricType = 'gauge' | 'counter';
+
+/** One metric family: everything a reader, a dashboard or a rule needs to know about it. */
+export interface MetricDef {
+  name: string;
+  help: string;
+  type: MetricType;
+  labels: readonly string[];
+  /** Base unit of the value, for docs and dashboard units. */
+  unit: 'seconds' | 'ratio' | 'timestamp_seconds' | 'count' | 'boolean' | 'info' | 'bytes';
+  /** Which source fills it; `exporter` for the exporter's own health. */
+  source: SourceName | 'exporter';
+}
+
+function def<const N extends string>(
+  name: N,
+  type: MetricType,
+  unit: MetricDef['unit'],
+  source: MetricDef['source'],
+  labels: readonly string[],
+  help: string,
+): MetricDef & { name: N } {
+  return { name, type, unit, source, labels, help };
+}
+
+/** Every metric family the exporter serves, keyed by name. */
+export const METRICS = {
+  // Core nodes
+  coreNodeInfo: def('ops_core_node_info', 'gauge', 'info', 'core_nodes', ['node', 'role'], 'Core node known to the platform (1 per node); role is UNKNOWN when NULL or unrecognised.'),
+  coreNodeStatus: def('ops_core_node_status', 'gauge', 'boolean', 'core_nodes', ['node', 'status'], 'Core node status as a state set (ONLINE, DEGRADED, OFFLINE, MAINTENANCE, MISSING for an expected node without a row, UNKNOWN): 1 for the current state.'),
+  coreNodeExpected: def('ops_core_node_expected', 'gauge', 'boolean', 'core_nodes', ['node'], 'Whether the node is one of the configured expected core nodes (1) or only found in the database (0).'),
+  coreNodeCpu: def('ops_core_node_cpu_ratio', 'gauge', 'ratio', 'core_nodes', ['node'], 'CPU utilisation of the core node (0..1) from its latest metrics sample; absent when unknown or invalid.'),
+  coreNodeMemory: def('ops_core_node_memory_ratio', 'gauge', 'ratio', 'core_nodes', ['node'], 'RAM utilisation of the core node (0..1); absent when unknown or invalid.'),
+  coreNodeDisk: def('ops_core_node_disk_ratio', 'gauge', 'ratio', 'core_nodes', ['node'], 'Disk utilisation of the core node (0..1); absent when unknown or invalid.'),
+  coreNodeMetricsTimestamp: def('ops_core_node_metrics_timestamp_seconds', 'gauge', 'timestamp_seconds', 'core_nodes', ['node'], 'When the core node\'s metrics were last written (lastMetricsAt), Unix seconds; absent when never.'),
+
+  // BullMQ queues
+  queueJobs: def('ops_queue_jobs', 'gauge', 'count', 'queues', ['prefix', 'queue', 'state'], 'BullMQ jobs in the queue by state.'),
+  queueOldestWaiting: def('ops_queue_oldest_waiting_job_timestamp_seconds', 'gauge', 'timestamp_seconds', 'queues', ['prefix', 'queue'], 'When the oldest job still waiting (waiting, prioritized or paused) was enqueued, Unix seconds; absent when nothing waits.'),
+  queueWorkers: def('ops_queue_workers', 'gauge', 'count', 'queues', ['prefix', 'queue'], 'BullMQ workers connected to the queue; absent when Redis does not allow CLIENT LIST.'),
+  queuePaused: def('ops_queue_paused', 'gauge', 'boolean', 'queues', ['prefix', 'queue'], 'Whether the queue is paused (1) or not (0).'),
+
+  // Provisioning
+  provisioningJobs: def('ops_provisioning_jobs', 'gauge', 'count', 'provisioning', ['type', 'status'], 'Non-terminal provisioning jobs by queue type and status (PENDING, RUNNING, DELAYED; UNKNOWN for any other non-terminal value).'),
+  provisioningStuck: def('ops_provisioning_jobs_stuck', 'gauge', 'count', 'provisioning', ['type', 'status'], 'Provisioning jobs PENDING (since createdAt) or RUNNING (since startedAt, else createdAt) for longer than the stuck threshold.'),
+  provisioningStuckThreshold: def('ops_provisioning_stuck_threshold_seconds', 'gauge', 'seconds', 'provisioning', [], 'The configured age after which a PENDING or RUNNING provisioning job counts as stuck.'),
+  provisioningOldestStuck: def('ops_provisioning_oldest_live_job_timestamp_seconds', 'gauge', 'timestamp_seconds', 'provisioning', ['type', 'status'], 'Since when the oldest PENDING or RUNNING job of the type has been in that status, Unix seconds.'),
+  provisioningFailed24h: def('ops_provisioning_failed_jobs_24h', 'gauge', 'count', 'provisioning', ['action', 'resource_type'], 'FAILED provisioning jobs created in the last 24 hours, by action and resource type (the failure hotspots).'),
+
+  // Security
+  shieldEvents24h: def('ops_shield_events_24h', 'gauge', 'count', 'security', ['decision'], 'Migra Shield WAF decisions with a timestamp in the last 24 hours, by decision (UNKNOWN for NULL or unrecognised decisions).'),
+  shieldEventsTotal: def('ops_shield_events_total', 'counter', 'count', 'security', ['decision'], 'Migra Shield WAF events inserted since the exporter started, by decision; use rate() on it.'),
+  shieldPolicies: def('ops_shield_policies', 'gauge', 'count', 'security', ['mode'], 'Migra Shield policies by mode (UNKNOWN for NULL or unrecognised modes).'),
+  guardianInstalled: def('ops_guardian_installed', 'gauge', 'boolean', 'security', [], 'Whether the Guardian module is installed (its GuardianFinding table exists).'),
+  guardianOpenFindings: def('ops_guardian_open_findings', 'gauge', 'count', 'security', ['severity'], 'Open Guardian findings by severity; absent when Guardian is not installed.'),
+  shieldRecountDrift: def('ops_shield_events_24h_recount_drift', 'gauge', 'count', 'security', ['decision'], 'Difference found by the last full recount between the incrementally maintained 24 h counts and the database (recount minus incremental).'),
+
+  // Backups
+  backupTrackingInstalled: def('ops_backup_tracking_installed', 'gauge', 'boolean', 'backups', [], 'Whether backup tracking is configured (the Backup table exists).'),
+  backupLastSuccess: def('ops_backup_last_success_timestamp_seconds', 'gauge', 'timestamp_seconds', 'backups', ['resource_type'], 'When the last COMPLETED backup of the resource type finished, Unix seconds; absent when never.'),
+  backupLastFailure: def('ops_backup_last_failure_timestamp_seconds', 'gauge', 'timestamp_seconds', 'backups', ['resource_type'], 'When the last FAILED backup of the resource type failed (completedAt, else startedAt), Unix seconds; absent when never.'),
+  backupEverSucceeded: def('ops_backup_ever_succeeded', 'gauge', 'boolean', 'backups', ['resource_type'], 'Whether the resource type has ever had a COMPLETED backup (0 says "never" explicitly).'),
+
+  // The exporter itself
+  sourceUp: def('ops_source_up', 'gauge', 'boolean', 'exporter', ['source'], '1 when the source\'s last collection succeeded, 0 when it failed or never ran.'),
+  sourceDuration: def('ops_source_collect_duration_seconds', 'gauge', 'seconds', 'exporter', ['source'], 'Wall time of the source\'s last collection.'),
+  sourceLastSuccess: def('ops_source_last_success_timestamp_seconds', 'gauge', 'timestamp_seconds', 'exporter', ['source'], 'When the source last collected successfully, Unix seconds; absent when never.'),
+  sourceErrors: def('ops_source_errors_total', 'counter', 'count', 'exporter', ['source'], 'Failed collections of the source.'),
+  sourceCollections: def('ops_source_collections_total', 'counter', 'count', 'exporter', ['source'], 'Collections attempted for the source.'),
+  sourceInvalidValues: def('ops_source_invalid_values', 'gauge', 'count', 'exporter', ['source', 'reason'], 'Values in the source\'s last collection that could not be used as they are (NULL, unrecognised, out of range, wrong type), by reason; such rows are still counted under UNKNOWN or reported as unknown.'),
+  buildInfo: def('ops_exporter_build_info', 'gauge', 'info', 'exporter', ['version', 'nodejs'], 'Version of the exporter (always 1).'),
+} as const;
+
+export type MetricKey = keyof typeof METRICS;
+
+/** All metric definitions as a list. */
+export const METRIC_LIST: readonly MetricDef[] = Object.values(METRICS);
+
+/** Why a database or Redis value could not be used as it is (the `reason` label). */
+export type InvalidReason =
+  | 'null_value'
+  | 'unknown_value'
+  | 'wrong_type'
+  | 'out_of_range'
+  | 'bad_timestamp'
+  | 'label_overflow'
+  | 'not_a_queue';

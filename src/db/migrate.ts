@@ -1,0 +1,108 @@
+/**
+ * Applies prisma/migrations to a database the way Prisma Migrate's engine does
+ * (same `_prisma_migrations` bookkeeping, same checksums), so that
+ * `prisma migrate deploy` on a machine with the native engine treats them as
+ * applied. Prisma's engine cannot be downloaded offline; this can run anywhere.
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import { readdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import pg from 'pg';
+
+/** Where the project's migrations live. */
+export const MIGRATIONS_DIR = path.join(import.meta.dirname, '..', '..', 'prisma', 'migrations');
+
+/** One migration folder: its name and SQL text. */
+export interface Migration {
+  name: string;
+  sql: string;
+  /** Lowercase hex SHA-256 of the SQL text, as Prisma records it. */
+  checksum: string;
+}
+
+/** What a run did. */
+export interface MigrateResult {
+  applied: string[];
+  alreadyApplied: string[];
+}
+
+/** Reads every `<name>/migration.sql` under `dir`, in name (timestamp) order. */
+export async function readMigrations(dir: string = MIGRATIONS_DIR): Promise<Migration[]> {
+  const entries = await readdir(dir, { withFileTypes: true });
+  const names = entries.filter((e) => e.isDirectory()).map((e) => e.name).sort();
+  return Promise.all(
+    names.map(async (name) => {
+      const sql = await readFile(path.join(dir, name, 'migration.sql'), 'utf8');
+      return { name, sql, checksum: createHash('sha256').update(sql).digest('hex') };
+    }),
+  );
+}
+
+const BOOKKEEPING_DDL = `
+CREATE TABLE IF NOT EXISTS "_prisma_migrations" (
+    "id"                    VARCHAR(36) PRIMARY KEY NOT NULL,
+    "checksum"              VARCHAR(64) NOT NULL,
+    "finished_at"           TIMESTAMPTZ,
+    "migration_name"        VARCHAR(255) NOT NULL,
+    "logs"                  TEXT,
+    "rolled_back_at"        TIMESTAMPTZ,
+    "started_at"            TIMESTAMPTZ NOT NULL DEFAULT now(),
+    "applied_steps_count"   INTEGER NOT NULL DEFAULT 0
+)`;
+
+/**
+ * Applies the pending migrations to `databaseUrl`, each in its own
+ * transaction. Refuses to go on while an earlier migration is recorded as
+ * failed, as Prisma does.
+ */
+export async function migrate(databaseUrl: string, dir: string = MIGRATIONS_DIR): Promise<MigrateResult> {
+  const migrations = await readMigrations(dir);
+  const client = new pg.Client({ connectionString: databaseUrl, application_name: 'ops-overview-migrate' });
+  await client.connect();
+  try {
+    // One migrator at a time per database, like Prisma's advisory lock.
+    await client.query('SELECT pg_advisory_lock(72707369)');
+    await client.query(BOOKKEEPING_DDL);
+    const { rows } = await client.query<{ migration_name: string; finished_at: Date | null; rolled_back_at: Date | null }>(
+      'SELECT migration_name, finished_at, rolled_back_at FROM "_prisma_migrations"',
+    );
+    const failed = rows.filter((r) => r.finished_at === null && r.rolled_back_at === null);
+    if (failed.length > 0) {
+      throw new Error(
+        `migration ${failed.map((r) => r.migration_name).join(', ')} failed earlier; resolve it before applying more`,
+      );
+    }
+    const done = new Set(rows.filter((r) => r.rolled_back_at === null).map((r) => r.migration_name));
+    const result: MigrateResult = { applied: [], alreadyApplied: [] };
+    for (const m of migrations) {
+      if (done.has(m.name)) {
+        result.alreadyApplied.push(m.name);
+        continue;
+      }
+      const id = randomUUID();
+      await client.query(
+        'INSERT INTO "_prisma_migrations" (id, checksum, migration_name, started_at, applied_steps_count) VALUES ($1, $2, $3, now(), 0)',
+        [id, m.checksum, m.name],
+      );
+      try {
+        await client.query('BEGIN');
+        await client.query(m.sql);
+        await client.query('COMMIT');
+      } catch (err) {
+        await client.query('ROLLBACK');
+        const message = err instanceof Error ? err.message : String(err);
+        await client.query('UPDATE "_prisma_migrations" SET logs = $2 WHERE id = $1', [id, message]);
+        throw new Error(`migration ${m.name} failed: ${message}`);
+      }
+      await client.query(
+        'UPDATE "_prisma_migrations" SET finished_at = now(), applied_steps_count = 1 WHERE id = $1',
+        [id],
+      );
+      result.applied.push(m.name);
+    }
+    return result;
+  } finally {
+    await client.query('SELECT pg_advisory_unlock(72707369)').catch(() => undefined);
+    await client.end();
+  }
+}
