@@ -1,0 +1,88 @@
+/**
+ * Metric samples: the plain data a source's mapping produces and the registry
+ * serves. Keeping them as data lets the mapping be tested without prom-client
+ * and lets /metrics and the JSON API read one collection.
+ */
+import { KNOWN, OVERFLOW_LABEL, UNKNOWN_LABEL, type InvalidReason, type MetricKey } from '../catalog.js';
+
+/** One value of one series. */
+export interface Sample {
+  metric: MetricKey;
+  labels: Record<string, string>;
+  value: number;
+}
+
+/** Counts of values a source could not use as they are, by reason. */
+export type InvalidCounts = Partial<Record<InvalidReason, number>>;
+
+/** Adds `n` to `counts[reason]`. */
+export function countInvalid(counts: InvalidCounts, reason: InvalidReason, n = 1): void {
+  counts[reason] = (counts[reason] ?? 0) + n;
+}
+
+/**
+ * Maps an enum-like database value to a label: the value itself when it is
+ * one of `known`, UNKNOWN otherwise (NULL, unrecognised, misspelled), counting
+ * why in `invalid`. Matching is exact: " online" is not ONLINE.
+ */
+export function knownLabel(value: string | null | undefined, known: readonly string[], invalid: InvalidCounts): string {
+  if (value === null || value === undefined) {
+    countInvalid(invalid, 'null_value');
+    return UNKNOWN_LABEL;
+  }
+  if (known.includes(value)) return value;
+  countInvalid(invalid, 'unknown_value');
+  return UNKNOWN_LABEL;
+}
+
+/**
+ * Bounds the cardinality of a free-text label (queue type, action, resource
+ * type): the first `limit` distinct values (in the order given, so callers
+ * pass the biggest first) keep their name, the rest become OTHER.
+ */
+export class LabelLimiter {
+  private readonly seen = new Set<string>();
+  constructor(
+    private readonly limit: number,
+    private readonly invalid: InvalidCounts,
+  ) {}
+
+  label(value: string): string {
+    if (this.seen.has(value)) return value;
+    if (this.seen.size < this.limit) {
+      this.seen.add(value);
+      return value;
+    }
+    countInvalid(this.invalid, 'label_overflow');
+    return OVERFLOW_LABEL;
+  }
+}
+
+/** Milliseconds since the epoch to Prometheus' seconds. */
+export function toSeconds(date: Date): number {
+  return date.getTime() / 1000;
+}
+
+/** Sums `value` into the sample with the same metric and labels (used when OTHER/UNKNOWN merge rows). */
+export class SampleSet {
+  private readonly byKey = new Map<string, Sample>();
+
+  add(metric: MetricKey, labels: Record<string, string>, value: number): void {
+    const key = `${metric}\u0000${Object.entries(labels).map(([k, v]) => `${k}=${v}`).join('\u0000')}`;
+    const existing = this.byKey.get(key);
+    if (existing) existing.value += value;
+    else this.byKey.set(key, { metric, labels, value });
+  }
+
+  /** Adds 0 for each of `values` (known label values are always present). */
+  zeros(metric: MetricKey, label: string, values: readonly string[], other: Record<string, string> = {}): void {
+    for (const v of values) this.add(metric, { ...other, [label]: v }, 0);
+  }
+
+  list(): Sample[] {
+    return [...this.byKey.values()];
+  }
+}
+
+/** The known decision labels plus UNKNOWN, in display order. */
+export const DECISION_LABELS = [...KNOWN.decision, UNKNOWN_LABEL] as const;
