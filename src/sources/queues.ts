@@ -69,10 +69,18 @@ end
 local wait = listCount(p .. 'wait')
 local paused = listCount(p .. 'paused')
 local candidates = {}
+local seen = {}
+local function candidate(id)
+  if not seen[id] then
+    seen[id] = true
+    candidates[#candidates + 1] = id
+  end
+end
+-- FIFO jobs are pushed at the head and LIFO ones at the tail: the oldest is at one end.
 local function ends(key)
   for _, i in ipairs({0, -1}) do
     local id = rcall('LINDEX', key, i)
-    if id and string.sub(id, 1, 2) ~= '0:' then candidates[#candidates + 1] = id end
+    if id and string.sub(id, 1, 2) ~= '0:' then candidate(id) end
   end
 end
 ends(p .. 'wait')
@@ -84,7 +92,7 @@ local minScore = '-inf'
 for _ = 1, tonumber(ARGV[1]) do
   local r = rcall('ZRANGEBYSCORE', prio, minScore, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
   if #r == 0 then break end
-  candidates[#candidates + 1] = r[1]
+  candidate(r[1])
   local band = math.floor(tonumber(r[2]) / 4294967296)
   minScore = string.format('%.0f', (band + 1) * 4294967296)
 end
