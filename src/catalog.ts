@@ -126,11 +126,14 @@ export type MetricKey = keyof typeof METRICS;
 export const METRIC_LIST: readonly MetricDef[] = Object.values(METRICS);
 
 /** Why a database or Redis value could not be used as it is (the `reason` label). */
-export type InvalidReason =
-  | 'null_value'
-  | 'unknown_value'
-  | 'wrong_type'
-  | 'out_of_range'
-  | 'bad_timestamp'
-  | 'label_overflow'
-  | 'not_a_queue';
+export const INVALID_REASONS = [
+  'null_value',
+  'unknown_value',
+  'wrong_type',
+  'out_of_range',
+  'bad_timestamp',
+  'label_overflow',
+  'not_a_queue',
+] as const;
+
+export type InvalidReason = (typeof INVALID_REASONS)[number];

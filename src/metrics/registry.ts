@@ -6,7 +6,7 @@
  * source.
  */
 import { Counter, Gauge, Registry } from 'prom-client';
-import { METRICS, SOURCE_NAMES, type MetricKey } from '../catalog.js';
+import { INVALID_REASONS, METRICS, SOURCE_NAMES, type MetricKey } from '../catalog.js';
 import type { CollectionRunner } from '../collector/runner.js';
 import type { Sample } from './sample.js';
 
@@ -59,7 +59,7 @@ export function createRegistries(runner: CollectionRunner, options: RegistryOpti
     sourceCollections: (m) => eachSource(runner, (s) => (m as Counter).inc({ source: s.name }, s.collections)),
     sourceInvalidValues: (m) =>
       eachSource(runner, (s) => {
-        for (const [reason, n] of Object.entries(s.invalid)) (m as Gauge).set({ source: s.name, reason }, n ?? 0);
+        for (const reason of INVALID_REASONS) (m as Gauge).set({ source: s.name, reason }, s.invalid[reason] ?? 0);
       }),
     buildInfo: (m) => (m as Gauge).set({ version: options.version, nodejs: process.version }, 1),
   };
