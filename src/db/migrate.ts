@@ -51,9 +51,9 @@ CREATE TABLE IF NOT EXISTS "_prisma_migrations" (
 )`;
 
 /**
- * Applies the pending migrations to `databaseUrl`, each in its own
- * transaction. Refuses to go on while an earlier migration is recorded as
- * failed, as Prisma does.
+ * Applies the pending migrations to `databaseUrl`, each file as one query
+ * (one implicit transaction). Refuses to go on while an earlier migration is
+ * recorded as failed, as Prisma does.
  */
 export async function migrate(databaseUrl: string, dir: string = MIGRATIONS_DIR): Promise<MigrateResult> {
   const migrations = await readMigrations(dir);
@@ -62,6 +62,15 @@ export async function migrate(databaseUrl: string, dir: string = MIGRATIONS_DIR)
   try {
     // One migrator at a time per database, like Prisma's advisory lock.
     await client.query('SELECT pg_advisory_lock(72707369)');
+    // Like Prisma (P3005): never start migrating a database that already has
+    // tables but no migration history, e.g. a platform's own database.
+    const { rows: state } = await client.query<{ bookkeeping: boolean; tables: number }>(
+      `SELECT to_regclass('public."_prisma_migrations"') IS NOT NULL AS bookkeeping,
+              (SELECT count(*)::int FROM pg_tables WHERE schemaname = 'public') AS tables`,
+    );
+    if (!state[0]!.bookkeeping && state[0]!.tables > 0) {
+      throw new Error('the database schema is not empty and has no migration history (Prisma P3005); baseline it first');
+    }
     await client.query(BOOKKEEPING_DDL);
     const { rows } = await client.query<{ migration_name: string; finished_at: Date | null; rolled_back_at: Date | null }>(
       'SELECT migration_name, finished_at, rolled_back_at FROM "_prisma_migrations"',
@@ -85,11 +94,11 @@ export async function migrate(databaseUrl: string, dir: string = MIGRATIONS_DIR)
         [id, m.checksum, m.name],
       );
       try {
-        await client.query('BEGIN');
+        // One simple-protocol query, as Prisma sends it: a multi-statement
+        // file runs as one implicit transaction, a single statement (e.g.
+        // CREATE INDEX CONCURRENTLY) outside any.
         await client.query(m.sql);
-        await client.query('COMMIT');
       } catch (err) {
-        await client.query('ROLLBACK');
         const message = err instanceof Error ? err.message : String(err);
         await client.query('UPDATE "_prisma_migrations" SET logs = $2 WHERE id = $1', [id, message]);
         throw new Error(`migration ${m.name} failed: ${message}`);

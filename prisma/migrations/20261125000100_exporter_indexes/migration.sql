@@ -1,7 +1,9 @@
 -- Indexes that keep the exporter's queries bounded by what is live or recent,
 -- never by the size of history (see src/sources/*.ts for the queries). Partial
 -- and expression indexes cannot be written in schema.prisma, so they live here
--- only. On a platform's own database, a DBA applies this file once.
+-- only; the one plain index (ShieldEvent_timestamp_decision_idx) is also
+-- declared there (@@index). On a platform's own database, a DBA applies this
+-- file once.
 
 -- provisioning.ts, live-jobs query: non-terminal jobs per type and status, and
 -- stuck jobs by age. Only the few hundred live rows are in this index, out of
