@@ -1,0 +1,376 @@
+/**
+ * The monitoring bundle's one configuration: selectors, thresholds, `for:`
+ * durations, URLs and the stack's addresses. Dashboards, recording rules,
+ * alerts, prometheus.yml, alertmanager.yml and Grafana provisioning are all
+ * generated from this file (`npm run generate`), like a node-mixin `_config`.
+ *
+ * Change a value here, run `npm run generate`, commit the regenerated files
+ * together with this one (CI fails when they differ). Each value says why one
+ * would change it. Thresholds that an alert and a dashboard share (disk
+ * ratio, queue age, ...) are read from here by both, so their colours always
+ * match when an alert fires.
+ */
+
+/** A Prometheus duration (`30s`, `5m`, `1h`, `1d`). */
+export type PromDuration = `${number}${'s' | 'm' | 'h' | 'd'}`;
+
+/** Backup resource types that have a maximum age (the `resource_type` label values). */
+export type BackupResourceType = 'DB_CORE' | 'MPANEL_CORE' | 'CLOUD_POD';
+
+/** The bundle's configuration; see each field for its unit and why to change it. */
+export interface MonitoringConfig {
+  /** Links put into alerts and dashboards. */
+  urls: {
+    /**
+     * Grafana as people reach it, without a trailing slash. Change it to your
+     * Grafana's address so `dashboard_url` in alerts opens the right panel.
+     */
+    grafana: string;
+    /**
+     * Where `docs/runbooks/` is browsable, without a trailing slash; each
+     * alert's `runbook_url` is `<runbooks>/<AlertName>.md`. Change it when the
+     * repository moves or you publish the runbooks elsewhere.
+     */
+    runbooks: string;
+    /**
+     * Alertmanager's web UI as people reach it; the overview's "firing
+     * alerts" links open it filtered by area. Change with your ingress.
+     */
+    alertmanager: string;
+  };
+
+  /** Label selectors that pick the exporter's series. */
+  selectors: {
+    /**
+     * Picks the exporter's scrape target in `up` (exporter down/absent
+     * alerts, exporter dashboard). Change it only if you rename the scrape
+     * job in prometheus.yml.
+     */
+    exporterJob: string;
+    /**
+     * Extra matchers added to every `ops_*` selector, e.g.
+     * `cluster="eu-1"` when several platforms' exporters feed one
+     * Prometheus and you want one bundle per platform. Empty by default: the
+     * `ops_` prefix already belongs to this exporter alone.
+     */
+    ops: string;
+  };
+
+  /** The compose/VM stack that prometheus.yml and Grafana provisioning describe. */
+  stack: {
+    /** host:port of the exporter; `exporter:9471` in the compose stack. */
+    exporterTarget: string;
+    /** host:port of Alertmanager for Prometheus to send alerts to. */
+    alertmanagerTarget: string;
+    /** Prometheus URL as Grafana's server reaches it (the provisioned datasource). */
+    prometheusUrl: string;
+    /** Alertmanager URL as Grafana's server reaches it (the provisioned datasource). */
+    alertmanagerUrl: string;
+    /**
+     * How often Prometheus scrapes the exporter. Every scrape reads the
+     * platform's database and Redis, so raise it on a loaded database; keep
+     * it well below the shortest `for:` below (1/4 or less) so alerts
+     * still see several samples.
+     */
+    scrapeInterval: PromDuration;
+    /** Give up on a scrape after this long; must not exceed scrapeInterval. */
+    scrapeTimeout: PromDuration;
+    /** How often rules are evaluated; usually equal to scrapeInterval. */
+    evaluationInterval: PromDuration;
+    /**
+     * File with a bearer token Prometheus sends to the exporter's /metrics,
+     * or null when /metrics is open to the monitoring network. Set it when
+     * the exporter is configured to require a token for /metrics.
+     */
+    exporterCredentialsFile: string | null;
+  };
+
+  /** Grafana provisioning and dashboard identity. */
+  grafana: {
+    /**
+     * The Prometheus datasource's uid. Dashboards default their
+     * `datasource` variable to it; changing it breaks saved links and
+     * library panels that point at the old uid, so change it only before
+     * the first deploy.
+     */
+    prometheusDatasourceUid: string;
+    /** The Alertmanager datasource's uid (alert list in Grafana's UI). */
+    alertmanagerDatasourceUid: string;
+    /** Folder the dashboards are provisioned into (title and stable uid). */
+    folderTitle: string;
+    folderUid: string;
+    /**
+     * Where the Grafana container sees `grafana/dashboards/`. Change with
+     * your volume mounts.
+     */
+    dashboardsPath: string;
+    /** Dashboard refresh interval; faster than scrapeInterval only costs queries. */
+    refresh: PromDuration;
+  };
+
+  /** Core nodes (Server Management module). */
+  coreNodes: {
+    /**
+     * An OFFLINE node pages after this long. Shorter pages sooner but also
+     * for reboots; a node reboot usually takes 2-3 minutes.
+     */
+    downFor: PromDuration;
+    /**
+     * DEGRADED or UNKNOWN status tickets after this long; the platform
+     * flips nodes to DEGRADED briefly under load, raise it if that is noisy.
+     */
+    notOnlineFor: PromDuration;
+    /**
+     * MAINTENANCE is planned; an info alert after this long keeps forgotten
+     * maintenance windows visible. Raise it if maintenance is usually longer.
+     */
+    maintenanceFor: PromDuration;
+    /**
+     * An expected node (exporter config) without a database row tickets
+     * after this long. Keep it above the time a node re-registration takes.
+     */
+    missingFor: PromDuration;
+    /**
+     * Metrics older than this (seconds) are stale. The Server Metrics module
+     * writes every minute; raise it if your agents report less often.
+     */
+    metricsStaleAfterSeconds: number;
+    /** How long metrics must stay stale before the ticket. */
+    metricsStaleFor: PromDuration;
+    /**
+     * Disk utilisation (0..1): warning tickets, critical pages. Lower them on
+     * nodes whose disks fill quickly (mail, database) so people get more time.
+     */
+    diskWarningRatio: number;
+    diskWarningFor: PromDuration;
+    diskCriticalRatio: number;
+    diskCriticalFor: PromDuration;
+    /**
+     * RAM utilisation (0..1) that tickets. Databases and caches run close to
+     * full RAM by design; raise it if that is normal on your nodes.
+     */
+    memoryWarningRatio: number;
+    memoryWarningFor: PromDuration;
+  };
+
+  /** BullMQ queues. */
+  queues: {
+    /**
+     * A queue whose backlog grows (over `backlogGrowthWindow`) while its
+     * oldest waiting job is older than this (seconds) tickets. Raise it for
+     * platforms whose queues legitimately hold jobs for long (batch imports).
+     */
+    oldestWaitingWarningSeconds: number;
+    /** Window (PromQL range) over which the backlog's growth is measured. */
+    backlogGrowthWindow: PromDuration;
+    backlogGrowingFor: PromDuration;
+    /**
+     * Waiting jobs with zero connected workers page after this long; keep it
+     * above a worker deployment's restart time.
+     */
+    noWorkersFor: PromDuration;
+  };
+
+  /** Provisioning jobs (the ProvisioningJob table). */
+  provisioning: {
+    /**
+     * Stuck jobs (the exporter applies its own stuck threshold, 15 min by
+     * default) ticket after this long; short, since the exporter has waited.
+     */
+    stuckFor: PromDuration;
+    /**
+     * This many new FAILED jobs of one resource type within
+     * `failureSpikeWindow` ticket. Raise it on large platforms where tens
+     * of failures an hour are normal background.
+     */
+    failureSpikeCount: number;
+    failureSpikeWindow: PromDuration;
+    failureSpikeFor: PromDuration;
+  };
+
+  /** Migra Shield and Guardian. */
+  security: {
+    /**
+     * BLOCK decisions per second (5-minute rate) below which no surge is
+     * reported, whatever the ratio: keeps quiet platforms quiet.
+     */
+    blockSurgeMinPerSecond: number;
+    /**
+     * A surge is a 5-minute BLOCK rate this many times the last 24 hours'
+     * average. Lower it to hear about smaller attacks, raise it if crawlers
+     * cause harmless bursts.
+     */
+    blockSurgeFactor: number;
+    blockSurgeFor: PromDuration;
+    /** Open CRITICAL Guardian findings page after this long (time to auto-triage). */
+    guardianCriticalFor: PromDuration;
+  };
+
+  /** Backups (the Backup table). */
+  backups: {
+    /**
+     * Maximum age (seconds) of the last COMPLETED backup per resource type.
+     * DB-CORE and MPANEL-CORE are backed up daily (limit = 1 day plus the
+     * usual run time); CloudPods follow the platform's pod backup schedule,
+     * so set CLOUD_POD to that schedule plus slack.
+     */
+    maxAgeSeconds: Record<BackupResourceType, number>;
+    tooOldFor: PromDuration;
+    /** A resource type that has never had a COMPLETED backup tickets after this long. */
+    neverFor: PromDuration;
+    /** Backup tracking not installed: an info after this long. */
+    trackingMissingFor: PromDuration;
+  };
+
+  /** The exporter itself. */
+  exporter: {
+    /**
+     * The exporter down or gone from Prometheus pages after this long: while
+     * it is down no platform alert can fire. Keep it above a redeploy's
+     * downtime.
+     */
+    downFor: PromDuration;
+    /**
+     * No exporter target in Prometheus at all (prometheus.yml or service
+     * discovery lost it) tickets after this long.
+     */
+    absentFor: PromDuration;
+    /**
+     * One source (database or Redis read) failing tickets after this long;
+     * a few failed collections in a row are normal during a database
+     * failover.
+     */
+    sourceDownFor: PromDuration;
+  };
+
+  /** Alertmanager routing and receivers; secrets are read from files, never stored here. */
+  alertmanager: {
+    /**
+     * File holding the PagerDuty Events v2 routing key of the pager service
+     * (critical alerts). Mount it as a secret.
+     */
+    pagerRoutingKeyFile: string;
+    /**
+     * File holding the incoming-webhook URL (Slack or Mattermost) of the
+     * ops channel that gets warnings as tickets. Mount it as a secret.
+     */
+    ticketWebhookUrlFile: string;
+    /** Channel named in warning messages (the webhook decides where they land). */
+    ticketChannel: string;
+    /** File holding the incoming-webhook URL of the low-traffic info channel. */
+    infoWebhookUrlFile: string;
+    infoChannel: string;
+    /**
+     * The dead man's switch that expects the Watchdog every few minutes and
+     * pages when it stops. Alertmanager 0.25 has no `url_file` for webhooks,
+     * so the URL itself is not secret here; the service authenticates the
+     * ping with the bearer token read from `watchdogCredentialsFile`.
+     */
+    watchdogUrl: string;
+    watchdogCredentialsFile: string;
+    /** How often the Watchdog is re-sent; the switch's timeout must exceed it. */
+    watchdogRepeatInterval: PromDuration;
+    /** Re-notify intervals per severity: pages nag, tickets less, info once a day. */
+    criticalRepeatInterval: PromDuration;
+    warningRepeatInterval: PromDuration;
+    infoRepeatInterval: PromDuration;
+    /** Wait before the first notification of a new group, to batch related alerts. */
+    groupWait: PromDuration;
+    groupInterval: PromDuration;
+  };
+}
+
+const HOUR = 3600;
+
+/** The values this repository deploys with. */
+export const config: MonitoringConfig = {
+  urls: {
+    grafana: 'https://grafana.example.internal',
+    runbooks: 'https://git.example.internal/ops-overview/blob/main/docs/runbooks',
+    alertmanager: 'https://alertmanager.example.internal',
+  },
+  selectors: {
+    exporterJob: 'job="ops-overview"',
+    ops: '',
+  },
+  stack: {
+    exporterTarget: 'exporter:9471',
+    alertmanagerTarget: 'alertmanager:9093',
+    prometheusUrl: 'http://prometheus:9090',
+    alertmanagerUrl: 'http://alertmanager:9093',
+    scrapeInterval: '30s',
+    scrapeTimeout: '25s',
+    evaluationInterval: '30s',
+    exporterCredentialsFile: null,
+  },
+  grafana: {
+    prometheusDatasourceUid: 'ops-prometheus',
+    alertmanagerDatasourceUid: 'ops-alertmanager',
+    folderTitle: 'Ops overview',
+    folderUid: 'ops-overview',
+    dashboardsPath: '/var/lib/grafana/dashboards/ops-overview',
+    refresh: '1m',
+  },
+  coreNodes: {
+    downFor: '5m',
+    notOnlineFor: '15m',
+    maintenanceFor: '2h',
+    missingFor: '10m',
+    metricsStaleAfterSeconds: 10 * 60,
+    metricsStaleFor: '5m',
+    diskWarningRatio: 0.85,
+    diskWarningFor: '30m',
+    diskCriticalRatio: 0.95,
+    diskCriticalFor: '10m',
+    memoryWarningRatio: 0.9,
+    memoryWarningFor: '15m',
+  },
+  queues: {
+    oldestWaitingWarningSeconds: 10 * 60,
+    backlogGrowthWindow: '15m',
+    backlogGrowingFor: '15m',
+    noWorkersFor: '10m',
+  },
+  provisioning: {
+    stuckFor: '5m',
+    failureSpikeCount: 10,
+    failureSpikeWindow: '1h',
+    failureSpikeFor: '5m',
+  },
+  security: {
+    blockSurgeMinPerSecond: 1,
+    blockSurgeFactor: 3,
+    blockSurgeFor: '10m',
+    guardianCriticalFor: '5m',
+  },
+  backups: {
+    maxAgeSeconds: {
+      DB_CORE: 25 * HOUR,
+      MPANEL_CORE: 25 * HOUR,
+      CLOUD_POD: 25 * HOUR,
+    },
+    tooOldFor: '15m',
+    neverFor: '1h',
+    trackingMissingFor: '1h',
+  },
+  exporter: {
+    downFor: '5m',
+    absentFor: '10m',
+    sourceDownFor: '10m',
+  },
+  alertmanager: {
+    pagerRoutingKeyFile: '/etc/alertmanager/secrets/pagerduty-routing-key',
+    ticketWebhookUrlFile: '/etc/alertmanager/secrets/ticket-webhook-url',
+    ticketChannel: '#ops-alerts',
+    infoWebhookUrlFile: '/etc/alertmanager/secrets/info-webhook-url',
+    infoChannel: '#ops-info',
+    watchdogUrl: 'https://deadmanswitch.example.internal/ping/ops-overview',
+    watchdogCredentialsFile: '/etc/alertmanager/secrets/watchdog-token',
+    watchdogRepeatInterval: '5m',
+    criticalRepeatInterval: '1h',
+    warningRepeatInterval: '12h',
+    infoRepeatInterval: '24h',
+    groupWait: '30s',
+    groupInterval: '5m',
+  },
+};

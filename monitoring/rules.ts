@@ -1,0 +1,472 @@
+/**
+ * Recording and alerting rules of the bundle, built from the catalog's metric
+ * names and the thresholds in config.ts; generate.ts writes them to
+ * prometheus/rules/.
+ */
+import { MISSING_NODE_STATUS, UNKNOWN_LABEL } from '../src/catalog.js';
+import { config, type BackupResourceType, type PromDuration } from './config.js';
+import { dashboardUrl, OVERVIEW_PANELS as P, EXPORTER_PANELS as E } from './dashboards/ids.js';
+import { BACKLOG_STATES, READY_STATES, exporterUp, humanDuration, oneOf, promHumanizeDuration, sel } from './promql.js';
+
+/** A recording rule (`level:metric:operation`) and why it exists. */
+export interface RecordingRule {
+  record: string;
+  expr: string;
+  labels?: Record<string, string>;
+  /** Who uses it (kept as a comment in the generated file). */
+  why: string;
+}
+
+/** Names of the recording rules, for the dashboards and alerts that read them. */
+export const RECORDED = {
+  nodeMetricsAge: 'node:ops_core_node_metrics_age_seconds:min',
+  queueBacklog: 'prefix_queue:ops_queue_backlog_jobs:sum',
+  queueReady: 'prefix_queue:ops_queue_ready_jobs:sum',
+  queueOldestAge: 'prefix_queue:ops_queue_oldest_waiting_job_age_seconds:max',
+  failed24hByResourceType: 'resource_type:ops_provisioning_failed_jobs_24h:sum',
+  shieldRate5m: 'decision:ops_shield_events:rate5m',
+  shield24hPerSecond: 'decision:ops_shield_events_24h:per_second',
+  backupAge: 'resource_type:ops_backup_last_success_age_seconds:min',
+  backupAgeLimit: 'resource_type:ops_backup_age_limit_seconds:config',
+} as const;
+
+const BACKUP_TYPES = Object.keys(config.backups.maxAgeSeconds) as BackupResourceType[];
+
+/**
+ * Expressions shared by a recording rule (for dashboards) and an alert.
+ * Alerts inline them instead of reading the recorded series: rule groups are
+ * evaluated independently (and in random order by `promtool test rules`), so
+ * an alert on a recorded series would lag it by one evaluation.
+ */
+export const EXPR = {
+  nodeMetricsAge: `time() - max by (node) (${sel('coreNodeMetricsTimestamp')})`,
+  queueBacklog: `sum by (prefix, queue) (${sel('queueJobs', `state=~"${oneOf(BACKLOG_STATES)}"`)})`,
+  queueReady: `sum by (prefix, queue) (${sel('queueJobs', `state=~"${oneOf(READY_STATES)}"`)})`,
+  queueOldestAge: `time() - min by (prefix, queue) (${sel('queueOldestWaiting')})`,
+  shieldRate5m: (decision = '') =>
+    `sum by (decision) (rate(${sel('shieldEventsTotal', decision ? `decision="${decision}"` : '')}[5m]))`,
+  shield24hPerSecond: (decision = '') => `sum by (decision) (${sel('shieldEvents24h', decision ? `decision="${decision}"` : '')}) / 86400`,
+  backupAge: (rt?: string) => `time() - max by (resource_type) (${sel('backupLastSuccess', rt ? `resource_type="${rt}"` : '')})`,
+};
+
+/** The recording rules, in evaluation order. */
+export const recordingRules: RecordingRule[] = [
+  {
+    record: RECORDED.nodeMetricsAge,
+    expr: EXPR.nodeMetricsAge,
+    why: 'Age of each core node\'s latest metrics, for the core nodes table.',
+  },
+  {
+    record: RECORDED.queueBacklog,
+    expr: EXPR.queueBacklog,
+    why: 'Backlog (waiting + prioritized + paused) per queue, for the queues row.',
+  },
+  {
+    record: RECORDED.queueReady,
+    expr: EXPR.queueReady,
+    why: 'Jobs a worker could take now (waiting + prioritized), for the first row.',
+  },
+  {
+    record: RECORDED.queueOldestAge,
+    expr: EXPR.queueOldestAge,
+    why: 'Age of the oldest waiting job per queue, for the first row and the queues row.',
+  },
+  {
+    record: RECORDED.failed24hByResourceType,
+    expr: `sum by (resource_type) (${sel('provisioningFailed24h')})`,
+    why: 'Failures of the last 24 h per resource type: failures over time on the provisioning row.',
+  },
+  {
+    record: RECORDED.shieldRate5m,
+    expr: EXPR.shieldRate5m(),
+    why: 'Shield decisions per second, for the first row and the security row.',
+  },
+  {
+    record: RECORDED.shield24hPerSecond,
+    expr: EXPR.shield24hPerSecond(),
+    why: 'Average decisions per second over the last 24 h (the surge baseline), for the first row.',
+  },
+  {
+    record: RECORDED.backupAge,
+    expr: EXPR.backupAge(),
+    why: 'Age of the last successful backup per resource type, for the first row and the backups row.',
+  },
+  ...BACKUP_TYPES.map((rt) => ({
+    record: RECORDED.backupAgeLimit,
+    expr: `vector(${config.backups.maxAgeSeconds[rt]})`,
+    labels: { resource_type: rt },
+    why: `Configured maximum backup age of ${rt} (config.backups.maxAgeSeconds), drawn next to the age on dashboards.`,
+  })),
+];
+
+/** Alert severities: critical pages, warning tickets, info does neither. */
+export type Severity = 'critical' | 'warning' | 'info';
+
+/** The area an alert belongs to (the exporter's source names, plus the exporter and the pipeline). */
+export type Area = 'core_nodes' | 'queues' | 'provisioning' | 'security' | 'backups' | 'exporter' | 'monitoring';
+
+/** Every alert the bundle defines. */
+export type AlertName =
+  | 'OpsCoreNodeDown'
+  | 'OpsCoreNodeNotOnline'
+  | 'OpsCoreNodeInMaintenance'
+  | 'OpsCoreNodeMissing'
+  | 'OpsCoreNodeMetricsStale'
+  | 'OpsCoreNodeDiskHigh'
+  | 'OpsCoreNodeMemoryHigh'
+  | 'OpsQueueBacklogGrowing'
+  | 'OpsQueueNoWorkers'
+  | 'OpsProvisioningJobsStuck'
+  | 'OpsProvisioningFailureSpike'
+  | 'OpsShieldBlockSurge'
+  | 'OpsGuardianCriticalFindingsOpen'
+  | 'OpsBackupTooOld'
+  | 'OpsBackupNeverSucceeded'
+  | 'OpsBackupTrackingNotConfigured'
+  | 'OpsExporterDown'
+  | 'OpsExporterAbsent'
+  | 'OpsExporterSourceDown'
+  | 'Watchdog';
+
+/** One alerting rule. Several rules may share an alert name (severity tiers, variants). */
+export interface AlertRule {
+  alert: AlertName;
+  severity: Severity;
+  area: Area;
+  /** The labels that say which object is affected (`node`, `queue`, ...); the expression keeps exactly these. */
+  domainLabels: readonly string[];
+  expr: string;
+  for?: PromDuration;
+  summary: string;
+  /** Templated with `$labels` and `$value`. */
+  description: string;
+  dashboardUrl: string;
+}
+
+/** Labels used to tell affected objects apart, for grouping and inhibition in Alertmanager. */
+export const DOMAIN_LABELS = ['node', 'prefix', 'queue', 'type', 'resource_type', 'decision', 'source', 'instance'] as const;
+
+const c = config;
+const nodeStatus = (statuses: readonly string[]): string =>
+  sel('coreNodeStatus', statuses.length === 1 ? `status="${statuses[0]}"` : `status=~"${oneOf(statuses)}"`);
+/** Statuses that ticket: a node that works but not fully, or one whose status the platform does not say. */
+const notOnline = ['DEGRADED', UNKNOWN_LABEL];
+/** A ratio as a percentage for literal texts (0.85 -> "85%"). */
+const pct = (ratio: number): string => `${Math.round(ratio * 1000) / 10}%`;
+
+/** The alerting rules, grouped by area in this order in the generated file. */
+export const alertRules: AlertRule[] = [
+  // Core nodes
+  {
+    alert: 'OpsCoreNodeDown',
+    severity: 'critical',
+    area: 'core_nodes',
+    domainLabels: ['node'],
+    expr: `max by (node) (${nodeStatus(['OFFLINE'])}) == 1`,
+    for: c.coreNodes.downFor,
+    summary: 'Core node {{ $labels.node }} is OFFLINE.',
+    description: `Core node {{ $labels.node }} has reported status OFFLINE for more than ${c.coreNodes.downFor}; the services it hosts are down for every tenant on it.`,
+    dashboardUrl: dashboardUrl('overview', P.coreNodesTable),
+  },
+  {
+    alert: 'OpsCoreNodeNotOnline',
+    severity: 'warning',
+    area: 'core_nodes',
+    domainLabels: ['node', 'status'],
+    expr: `max by (node, status) (${nodeStatus(notOnline)}) == 1`,
+    for: c.coreNodes.notOnlineFor,
+    summary: 'Core node {{ $labels.node }} is {{ $labels.status }}.',
+    description: `Core node {{ $labels.node }} has been {{ $labels.status }} (not ONLINE) for more than ${c.coreNodes.notOnlineFor}.`,
+    dashboardUrl: dashboardUrl('overview', P.coreNodesTable),
+  },
+  {
+    alert: 'OpsCoreNodeInMaintenance',
+    severity: 'info',
+    area: 'core_nodes',
+    domainLabels: ['node'],
+    expr: `max by (node) (${nodeStatus(['MAINTENANCE'])}) == 1`,
+    for: c.coreNodes.maintenanceFor,
+    summary: 'Core node {{ $labels.node }} is in MAINTENANCE.',
+    description: `Core node {{ $labels.node }} has been in MAINTENANCE for more than ${c.coreNodes.maintenanceFor}; set it back to ONLINE when the work is done.`,
+    dashboardUrl: dashboardUrl('overview', P.coreNodesTable),
+  },
+  {
+    alert: 'OpsCoreNodeMissing',
+    severity: 'warning',
+    area: 'core_nodes',
+    domainLabels: ['node'],
+    expr: `max by (node) (${nodeStatus([MISSING_NODE_STATUS])}) == 1`,
+    for: c.coreNodes.missingFor,
+    summary: 'Expected core node {{ $labels.node }} is missing from the database.',
+    description: `Core node {{ $labels.node }} is configured as expected but has had no CoreNode row for more than ${c.coreNodes.missingFor}; its status is unknown.`,
+    dashboardUrl: dashboardUrl('overview', P.coreNodesTable),
+  },
+  {
+    alert: 'OpsCoreNodeMetricsStale',
+    severity: 'warning',
+    area: 'core_nodes',
+    domainLabels: ['node'],
+    expr: `(${EXPR.nodeMetricsAge}) > ${c.coreNodes.metricsStaleAfterSeconds}`,
+    for: c.coreNodes.metricsStaleFor,
+    summary: 'Metrics of core node {{ $labels.node }} are stale.',
+    description: `The last metrics of core node {{ $labels.node }} were written {{ $value | humanizeDuration }} ago (limit ${humanDuration(c.coreNodes.metricsStaleAfterSeconds)}); its CPU, RAM and disk figures are out of date.`,
+    dashboardUrl: dashboardUrl('overview', P.coreNodesTable),
+  },
+  {
+    alert: 'OpsCoreNodeDiskHigh',
+    severity: 'warning',
+    area: 'core_nodes',
+    domainLabels: ['node'],
+    expr: `max by (node) (${sel('coreNodeDisk')}) >= ${c.coreNodes.diskWarningRatio}`,
+    for: c.coreNodes.diskWarningFor,
+    summary: 'Disk of core node {{ $labels.node }} is {{ $value | humanizePercentage }} full.',
+    description: `Disk utilisation of core node {{ $labels.node }} is {{ $value | humanizePercentage }} (warning at ${pct(c.coreNodes.diskWarningRatio)}, page at ${pct(c.coreNodes.diskCriticalRatio)}).`,
+    dashboardUrl: dashboardUrl('overview', P.coreNodesDisk),
+  },
+  {
+    alert: 'OpsCoreNodeDiskHigh',
+    severity: 'critical',
+    area: 'core_nodes',
+    domainLabels: ['node'],
+    expr: `max by (node) (${sel('coreNodeDisk')}) >= ${c.coreNodes.diskCriticalRatio}`,
+    for: c.coreNodes.diskCriticalFor,
+    summary: 'Disk of core node {{ $labels.node }} is almost full ({{ $value | humanizePercentage }}).',
+    description: `Disk utilisation of core node {{ $labels.node }} is {{ $value | humanizePercentage }} (page at ${pct(c.coreNodes.diskCriticalRatio)}); services on it fail when it fills up.`,
+    dashboardUrl: dashboardUrl('overview', P.coreNodesDisk),
+  },
+  {
+    alert: 'OpsCoreNodeMemoryHigh',
+    severity: 'warning',
+    area: 'core_nodes',
+    domainLabels: ['node'],
+    expr: `max by (node) (${sel('coreNodeMemory')}) >= ${c.coreNodes.memoryWarningRatio}`,
+    for: c.coreNodes.memoryWarningFor,
+    summary: 'RAM of core node {{ $labels.node }} is {{ $value | humanizePercentage }} used.',
+    description: `RAM utilisation of core node {{ $labels.node }} has been at or above ${pct(c.coreNodes.memoryWarningRatio)} for ${c.coreNodes.memoryWarningFor}; now {{ $value | humanizePercentage }}.`,
+    dashboardUrl: dashboardUrl('overview', P.coreNodesMemory),
+  },
+
+  // Queues
+  {
+    alert: 'OpsQueueBacklogGrowing',
+    severity: 'warning',
+    area: 'queues',
+    domainLabels: ['prefix', 'queue'],
+    expr:
+      `(${EXPR.queueOldestAge}) > ${c.queues.oldestWaitingWarningSeconds}` +
+      `\nand on (prefix, queue)\n` +
+      // The slope of a sum is the sum of the slopes: the states share their scrape timestamps.
+      `sum by (prefix, queue) (deriv(${sel('queueJobs', `state=~"${oneOf(BACKLOG_STATES)}"`)}[${c.queues.backlogGrowthWindow}])) > 0`,
+    for: c.queues.backlogGrowingFor,
+    summary: 'Queue {{ $labels.queue }} is falling behind.',
+    description: `The backlog of queue {{ $labels.prefix }}:{{ $labels.queue }} has grown over the last ${c.queues.backlogGrowthWindow} and its oldest waiting job is {{ $value | humanizeDuration }} old (limit ${humanDuration(c.queues.oldestWaitingWarningSeconds)}).`,
+    dashboardUrl: dashboardUrl('overview', P.queuesOldestAge, { queue: '{{ $labels.queue }}' }),
+  },
+  {
+    alert: 'OpsQueueNoWorkers',
+    severity: 'critical',
+    area: 'queues',
+    domainLabels: ['prefix', 'queue'],
+    expr:
+      `${EXPR.queueReady} > 0` +
+      `\nand on (prefix, queue)\n(max by (prefix, queue) (${sel('queueWorkers')}) == 0)` +
+      `\nunless on (prefix, queue)\n(max by (prefix, queue) (${sel('queuePaused')}) == 1)`,
+    for: c.queues.noWorkersFor,
+    summary: 'Queue {{ $labels.queue }} has waiting jobs and no worker.',
+    description: `Queue {{ $labels.prefix }}:{{ $labels.queue }} has {{ $value }} waiting jobs, is not paused, and no worker has been connected for ${c.queues.noWorkersFor}: nothing will process them.`,
+    dashboardUrl: dashboardUrl('overview', P.queuesWorkers, { queue: '{{ $labels.queue }}' }),
+  },
+
+  // Provisioning
+  {
+    alert: 'OpsProvisioningJobsStuck',
+    severity: 'warning',
+    area: 'provisioning',
+    domainLabels: ['type'],
+    expr: `sum by (type) (${sel('provisioningStuck')}) > 0`,
+    for: c.provisioning.stuckFor,
+    summary: '{{ $value }} provisioning jobs of type {{ $labels.type }} are stuck.',
+    description: '{{ $value }} provisioning jobs of type {{ $labels.type }} have been PENDING or RUNNING for longer than the exporter\'s stuck threshold; the customers who ordered them are waiting.',
+    dashboardUrl: dashboardUrl('overview', P.provisioningStuck),
+  },
+  {
+    alert: 'OpsProvisioningFailureSpike',
+    severity: 'warning',
+    area: 'provisioning',
+    domainLabels: ['resource_type'],
+    expr:
+      `sum by (resource_type) (${sel('provisioningFailed24h')} - min_over_time(${sel('provisioningFailed24h')}[${c.provisioning.failureSpikeWindow}]))` +
+      ` >= ${c.provisioning.failureSpikeCount}`,
+    for: c.provisioning.failureSpikeFor,
+    summary: 'Spike of failed {{ $labels.resource_type }} provisioning jobs.',
+    description: `{{ $value }} more provisioning jobs for resource type {{ $labels.resource_type }} failed within the last ${c.provisioning.failureSpikeWindow} (threshold ${c.provisioning.failureSpikeCount}).`,
+    dashboardUrl: dashboardUrl('overview', P.provisioningHotspots),
+  },
+
+  // Security
+  {
+    alert: 'OpsShieldBlockSurge',
+    severity: 'warning',
+    area: 'security',
+    domainLabels: ['decision'],
+    expr:
+      `${EXPR.shieldRate5m('BLOCK')} > ${c.security.blockSurgeMinPerSecond}` +
+      `\nand\n(\n  ${EXPR.shieldRate5m('BLOCK')}\n  > ${c.security.blockSurgeFactor} * (${EXPR.shield24hPerSecond('BLOCK')})` +
+      // Without the 24 h gauge (an older exporter) the minimum rate alone decides.
+      `\n  or\n  ${EXPR.shieldRate5m('BLOCK')}\n  unless ${EXPR.shield24hPerSecond('BLOCK')}\n)`,
+    for: c.security.blockSurgeFor,
+    summary: 'Surge of Migra Shield BLOCK decisions.',
+    description: `Migra Shield is blocking {{ $value | humanize }} requests per second, more than ${c.security.blockSurgeFactor} times its 24 h average and above ${c.security.blockSurgeMinPerSecond}/s: an attack, or a policy blocking legitimate traffic.`,
+    dashboardUrl: dashboardUrl('overview', P.securityDecisions),
+  },
+  {
+    alert: 'OpsGuardianCriticalFindingsOpen',
+    severity: 'critical',
+    area: 'security',
+    domainLabels: [],
+    expr: `max(${sel('guardianOpenFindings', 'severity="CRITICAL"')}) > 0`,
+    for: c.security.guardianCriticalFor,
+    summary: '{{ $value }} CRITICAL Guardian findings are open.',
+    description: `Guardian reports {{ $value }} open findings of severity CRITICAL (open for more than ${c.security.guardianCriticalFor}); acknowledge them in Guardian once someone owns them.`,
+    dashboardUrl: dashboardUrl('overview', P.securityFindings),
+  },
+
+  // Backups
+  {
+    alert: 'OpsBackupTooOld',
+    severity: 'warning',
+    area: 'backups',
+    domainLabels: ['resource_type'],
+    expr: BACKUP_TYPES.map((rt) => `(${EXPR.backupAge(rt)}) > ${c.backups.maxAgeSeconds[rt]}`).join('\nor\n'),
+    for: c.backups.tooOldFor,
+    summary: 'Last {{ $labels.resource_type }} backup is too old.',
+    description:
+      'The last successful {{ $labels.resource_type }} backup finished {{ $value | humanizeDuration }} ago; the limit is ' +
+      BACKUP_TYPES.map((rt, i) => `{{ ${i === 0 ? 'if' : 'else if'} eq $labels.resource_type "${rt}" }}${promHumanizeDuration(c.backups.maxAgeSeconds[rt])}`).join('') +
+      '{{ end }}.',
+    dashboardUrl: dashboardUrl('overview', P.backupsTable),
+  },
+  {
+    alert: 'OpsBackupNeverSucceeded',
+    severity: 'warning',
+    area: 'backups',
+    domainLabels: ['resource_type'],
+    expr:
+      `max by (resource_type) (${sel('backupEverSucceeded', `resource_type=~"${oneOf(BACKUP_TYPES)}"`)}) == 0` +
+      `\nunless on () (max(${sel('backupTrackingInstalled')}) == 0)`,
+    for: c.backups.neverFor,
+    summary: '{{ $labels.resource_type }} has never been backed up.',
+    description: 'Backup tracking is installed but has no COMPLETED backup of {{ $labels.resource_type }} at all.',
+    dashboardUrl: dashboardUrl('overview', P.backupsTable),
+  },
+  {
+    alert: 'OpsBackupTrackingNotConfigured',
+    severity: 'info',
+    area: 'backups',
+    domainLabels: [],
+    expr: `max(${sel('backupTrackingInstalled')}) == 0`,
+    for: c.backups.trackingMissingFor,
+    summary: 'Backup tracking is not configured.',
+    description: `ops_backup_tracking_installed has been {{ $value }} for ${c.backups.trackingMissingFor}: the platform database has no Backup table, so no backup can be checked for age; backup alerts stay silent until backup tracking is set up.`,
+    dashboardUrl: dashboardUrl('overview', P.backupsTable),
+  },
+
+  // The exporter
+  {
+    alert: 'OpsExporterDown',
+    severity: 'critical',
+    area: 'exporter',
+    domainLabels: ['instance'],
+    expr: `${exporterUp()} == 0`,
+    for: c.exporter.downFor,
+    summary: 'The ops-overview exporter {{ $labels.instance }} is down.',
+    description: `Prometheus has failed to scrape the ops-overview exporter at {{ $labels.instance }} for ${c.exporter.downFor} (up = {{ $value }}): no platform alert (nodes, queues, backups, ...) can fire while it is down.`,
+    dashboardUrl: dashboardUrl('exporter', E.exporterUp),
+  },
+  {
+    // Not a page: a scrape job missing from Prometheus is a configuration change gone wrong, seen at
+    // deploy time; paging on absence would also page whenever a Prometheus has no such job on purpose.
+    alert: 'OpsExporterAbsent',
+    severity: 'warning',
+    area: 'exporter',
+    domainLabels: [],
+    expr: `absent(${exporterUp()})`,
+    for: c.exporter.absentFor,
+    summary: 'Prometheus has no ops-overview exporter target.',
+    description: `Prometheus has had no scrape target matching {${c.selectors.exporterJob}} for ${c.exporter.absentFor} (absent = {{ $value }}): prometheus.yml or service discovery lost the exporter, and no platform alert can fire.`,
+    dashboardUrl: dashboardUrl('exporter', E.exporterUp),
+  },
+  {
+    alert: 'OpsExporterSourceDown',
+    severity: 'warning',
+    area: 'exporter',
+    domainLabels: ['source'],
+    expr: `min by (job, source) (${sel('sourceUp')}) == 0`,
+    for: c.exporter.sourceDownFor,
+    summary: 'Exporter source {{ $labels.source }} is failing.',
+    description: `The exporter has failed to collect source {{ $labels.source }} for ${c.exporter.sourceDownFor}; its metrics are absent, so its alerts cannot fire.`,
+    dashboardUrl: dashboardUrl('exporter', E.sourcesTable),
+  },
+
+  // The alerting pipeline
+  {
+    alert: 'Watchdog',
+    severity: 'info',
+    area: 'monitoring',
+    domainLabels: [],
+    expr: 'vector(1)',
+    summary: 'The alerting pipeline works.',
+    description: 'This alert always fires. Alertmanager sends it to a dead man\'s switch, which pages when it stops arriving (Prometheus or Alertmanager down).',
+    dashboardUrl: dashboardUrl('exporter'),
+  },
+];
+
+/** `runbook_url` of an alert. */
+export function runbookUrl(alert: AlertName): string {
+  return `${config.urls.runbooks}/${alert}.md`;
+}
+
+/** Names of all alerts, each once, in definition order. */
+export const ALERT_NAMES: readonly AlertName[] = [...new Set(alertRules.map((r) => r.alert))];
+
+/** The Prometheus rule-file document of the recording rules. */
+export function recordingRulesDocument(): object {
+  return {
+    groups: [
+      {
+        name: 'ops-overview.recording',
+        interval: config.stack.evaluationInterval,
+        rules: recordingRules.map((r) => ({
+          record: r.record,
+          expr: r.expr,
+          ...(r.labels ? { labels: r.labels } : {}),
+        })),
+      },
+    ],
+  };
+}
+
+/** The Prometheus rule-file document of the alerting rules, one group per area. */
+export function alertRulesDocument(): object {
+  const areas = [...new Set(alertRules.map((r) => r.area))];
+  return {
+    groups: areas.map((area) => ({
+      name: `ops-overview.${area}`,
+      interval: config.stack.evaluationInterval,
+      rules: alertRules
+        .filter((r) => r.area === area)
+        .map((r) => ({
+          alert: r.alert,
+          expr: r.expr,
+          ...(r.for ? { for: r.for } : {}),
+          labels: { severity: r.severity, area: r.area },
+          annotations: {
+            summary: r.summary,
+            description: r.description,
+            runbook_url: runbookUrl(r.alert),
+            dashboard_url: r.dashboardUrl,
+          },
+        })),
+    })),
+  };
+}

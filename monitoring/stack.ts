@@ -1,0 +1,97 @@
+/**
+ * The stack's wiring: prometheus.yml (scrape the exporter, load the rules,
+ * send to Alertmanager) and Grafana provisioning (the Prometheus datasource
+ * with its pinned uid, the dashboard provider).
+ */
+import { config } from './config.js';
+
+/** Rule files relative to prometheus.yml; recording rules first so alerts read fresh values. */
+export const RULE_FILES = ['rules/ops-overview.recording.yml', 'rules/ops-overview.alerts.yml'] as const;
+
+/** The exporter's scrape job name (the `job` label that `selectors.exporterJob` matches). */
+export const EXPORTER_JOB = 'ops-overview';
+
+/** The prometheus.yml document. */
+export function prometheusDocument(): object {
+  const s = config.stack;
+  return {
+    global: {
+      scrape_interval: s.scrapeInterval,
+      scrape_timeout: s.scrapeTimeout,
+      evaluation_interval: s.evaluationInterval,
+    },
+    rule_files: [...RULE_FILES],
+    alerting: {
+      alertmanagers: [{ static_configs: [{ targets: [s.alertmanagerTarget] }] }],
+    },
+    scrape_configs: [
+      {
+        job_name: EXPORTER_JOB,
+        metrics_path: '/metrics',
+        scrape_interval: s.scrapeInterval,
+        scrape_timeout: s.scrapeTimeout,
+        ...(s.exporterCredentialsFile ? { authorization: { type: 'Bearer', credentials_file: s.exporterCredentialsFile } } : {}),
+        static_configs: [{ targets: [s.exporterTarget] }],
+      },
+      { job_name: 'prometheus', static_configs: [{ targets: ['localhost:9090'] }] },
+      { job_name: 'alertmanager', static_configs: [{ targets: [s.alertmanagerTarget] }] },
+    ],
+  };
+}
+
+/** grafana/provisioning/datasources/ops-overview.yml */
+export function grafanaDatasourcesDocument(): object {
+  const g = config.grafana;
+  return {
+    apiVersion: 1,
+    datasources: [
+      {
+        name: 'Prometheus (ops-overview)',
+        uid: g.prometheusDatasourceUid,
+        type: 'prometheus',
+        access: 'proxy',
+        url: config.stack.prometheusUrl,
+        isDefault: true,
+        editable: false,
+        jsonData: {
+          httpMethod: 'POST',
+          // Grafana's $__rate_interval needs the scrape interval to stay above 4 samples.
+          timeInterval: config.stack.scrapeInterval,
+          manageAlerts: false,
+          alertmanagerUid: g.alertmanagerDatasourceUid,
+        },
+      },
+      {
+        name: 'Alertmanager (ops-overview)',
+        uid: g.alertmanagerDatasourceUid,
+        type: 'alertmanager',
+        access: 'proxy',
+        url: config.stack.alertmanagerUrl,
+        editable: false,
+        jsonData: { implementation: 'prometheus', handleGrafanaManagedAlerts: false },
+      },
+    ],
+  };
+}
+
+/** grafana/provisioning/dashboards/ops-overview.yml */
+export function grafanaDashboardProviderDocument(): object {
+  const g = config.grafana;
+  return {
+    apiVersion: 1,
+    providers: [
+      {
+        name: 'ops-overview',
+        orgId: 1,
+        type: 'file',
+        folder: g.folderTitle,
+        folderUid: g.folderUid,
+        // The files are generated: edits in the UI would be lost at the next deploy.
+        disableDeletion: true,
+        allowUiUpdates: false,
+        updateIntervalSeconds: 60,
+        options: { path: g.dashboardsPath, foldersFromFilesStructure: false },
+      },
+    ],
+  };
+}

@@ -1,0 +1,991 @@
+/**
+ * Unit-test scenarios for every alert, replayed by `promtool test rules`:
+ * for each alert at least one case where it fires (with its exact labels and
+ * annotations) and one where it stays quiet (just under the threshold, or
+ * recovered before `for:`). Thresholds and durations are read from the
+ * bundle's config so the cases stay on the edge when the config changes.
+ */
+import { config } from '../../monitoring/config.js';
+import { dashboardUrl, EXPORTER_PANELS, OVERVIEW_PANELS as P } from '../../monitoring/dashboards/ids.js';
+import { durationSeconds, promHumanizeDuration } from '../../monitoring/promql.js';
+import { runbookUrl, type AlertName, type Area, type Severity } from '../../monitoring/rules.js';
+
+/** One input series in promtool's notation. */
+export interface InputSeries {
+  series: string;
+  values: string;
+}
+
+/** One alert promtool must see at `evalTime`. */
+export interface ExpectedAlert {
+  severity: Severity;
+  labels: Record<string, string>;
+  summary: string;
+  description: string;
+  dashboardUrl: string;
+}
+
+/** A scenario: series, a time, and the alerts of one name expected then (none = quiet). */
+export interface RuleCase {
+  alert: AlertName;
+  /** The behaviour the case proves. */
+  name: string;
+  series: InputSeries[];
+  evalTime: string;
+  expected: ExpectedAlert[];
+  /** Sample interval of the series; 1m unless told. */
+  interval?: string;
+}
+
+const c = config;
+const LBL = { job: 'ops-overview', instance: 'exporter:9471' };
+const min = (d: string): number => durationSeconds(d) / 60;
+/** promtool duration of whole minutes. */
+const at = (minutes: number): string => `${minutes}m`;
+
+/** `name{labels}` with the scrape labels every exporter series carries. */
+function s(name: string, labels: Record<string, string>, values: string, scrape = true): InputSeries {
+  const all = { ...(scrape ? LBL : {}), ...labels };
+  const body = Object.entries(all)
+    .map(([k, v]) => `${k}="${v}"`)
+    .join(', ');
+  return { series: `${name}{${body}}`, values };
+}
+
+/** A core node's status state set: `status` is 1 for `timeline` ('1x30', '1x3 0x20', ...), ONLINE is its complement. */
+function nodeStatus(node: string, status: string, timeline: string, complement: string): InputSeries[] {
+  return [s('ops_core_node_status', { node, status }, timeline), s('ops_core_node_status', { node, status: 'ONLINE' }, complement)];
+}
+
+const areaOf: Record<AlertName, Area> = {
+  OpsCoreNodeDown: 'core_nodes',
+  OpsCoreNodeNotOnline: 'core_nodes',
+  OpsCoreNodeInMaintenance: 'core_nodes',
+  OpsCoreNodeMissing: 'core_nodes',
+  OpsCoreNodeMetricsStale: 'core_nodes',
+  OpsCoreNodeDiskHigh: 'core_nodes',
+  OpsCoreNodeMemoryHigh: 'core_nodes',
+  OpsQueueBacklogGrowing: 'queues',
+  OpsQueueNoWorkers: 'queues',
+  OpsProvisioningJobsStuck: 'provisioning',
+  OpsProvisioningFailureSpike: 'provisioning',
+  OpsShieldBlockSurge: 'security',
+  OpsGuardianCriticalFindingsOpen: 'security',
+  OpsBackupTooOld: 'backups',
+  OpsBackupNeverSucceeded: 'backups',
+  OpsBackupTrackingNotConfigured: 'backups',
+  OpsExporterDown: 'exporter',
+  OpsExporterAbsent: 'exporter',
+  OpsExporterSourceDown: 'exporter',
+  Watchdog: 'monitoring',
+};
+
+/** The exact labels and annotations promtool must report for an expected alert. */
+export function promtoolExpectation(alert: AlertName, e: ExpectedAlert) {
+  return {
+    exp_labels: { ...e.labels, severity: e.severity, area: areaOf[alert] },
+    exp_annotations: {
+      summary: e.summary,
+      description: e.description,
+      runbook_url: runbookUrl(alert),
+      dashboard_url: e.dashboardUrl,
+    },
+  };
+}
+
+const nodesUrl = dashboardUrl('overview', P.coreNodesTable);
+const pct = (r: number): string => `${Math.round(r * 1000) / 10}%`;
+
+const cn = c.coreNodes;
+const downM = min(cn.downFor);
+const diskUrl = dashboardUrl('overview', P.coreNodesDisk);
+
+/** Every scenario. */
+export const ruleCases: RuleCase[] = [
+  // OpsCoreNodeDown
+  {
+    alert: 'OpsCoreNodeDown',
+    name: 'pages when a node has been OFFLINE for longer than downFor',
+    series: nodeStatus('MAIL-CORE', 'OFFLINE', '1x40', '0x40'),
+    evalTime: at(downM + 2),
+    expected: [
+      {
+        severity: 'critical',
+        labels: { node: 'MAIL-CORE' },
+        summary: 'Core node MAIL-CORE is OFFLINE.',
+        description: `Core node MAIL-CORE has reported status OFFLINE for more than ${cn.downFor}; the services it hosts are down for every tenant on it.`,
+        dashboardUrl: nodesUrl,
+      },
+    ],
+  },
+  {
+    alert: 'OpsCoreNodeDown',
+    name: 'stays quiet when the node comes back ONLINE before downFor',
+    series: nodeStatus('MAIL-CORE', 'OFFLINE', `1x${downM - 2} 0x40`, `0x${downM - 2} 1x40`),
+    evalTime: at(downM + 2),
+    expected: [],
+  },
+  {
+    alert: 'OpsCoreNodeDown',
+    name: 'stays quiet for a node in MAINTENANCE',
+    series: nodeStatus('DB-CORE', 'MAINTENANCE', '1x40', '0x40'),
+    evalTime: at(downM + 10),
+    expected: [],
+  },
+  {
+    alert: 'OpsCoreNodeDown',
+    name: 'goes quiet when the core_nodes source is down (its series vanish)',
+    series: [...nodeStatus('MAIL-CORE', 'OFFLINE', `1x${downM + 1}`, `0x${downM + 1}`), s('ops_source_up', { source: 'core_nodes' }, `1x${downM + 1} 0x30`)],
+    evalTime: at(downM + 10),
+    expected: [],
+  },
+
+  // OpsCoreNodeNotOnline
+  {
+    alert: 'OpsCoreNodeNotOnline',
+    name: 'tickets when a node stays DEGRADED for longer than notOnlineFor',
+    series: nodeStatus('SRV1-WEB', 'DEGRADED', '1x60', '0x60'),
+    evalTime: at(min(cn.notOnlineFor) + 2),
+    expected: [
+      {
+        severity: 'warning',
+        labels: { node: 'SRV1-WEB', status: 'DEGRADED' },
+        summary: 'Core node SRV1-WEB is DEGRADED.',
+        description: `Core node SRV1-WEB has been DEGRADED (not ONLINE) for more than ${cn.notOnlineFor}.`,
+        dashboardUrl: nodesUrl,
+      },
+    ],
+  },
+  {
+    alert: 'OpsCoreNodeNotOnline',
+    name: 'tickets when a node\'s status is UNKNOWN',
+    series: nodeStatus('SRV1-WEB', 'UNKNOWN', '1x60', '0x60'),
+    evalTime: at(min(cn.notOnlineFor) + 2),
+    expected: [
+      {
+        severity: 'warning',
+        labels: { node: 'SRV1-WEB', status: 'UNKNOWN' },
+        summary: 'Core node SRV1-WEB is UNKNOWN.',
+        description: `Core node SRV1-WEB has been UNKNOWN (not ONLINE) for more than ${cn.notOnlineFor}.`,
+        dashboardUrl: nodesUrl,
+      },
+    ],
+  },
+  {
+    alert: 'OpsCoreNodeNotOnline',
+    name: 'stays quiet through a short DEGRADED spell',
+    series: nodeStatus('SRV1-WEB', 'DEGRADED', `1x${min(cn.notOnlineFor) - 3} 0x60`, `0x${min(cn.notOnlineFor) - 3} 1x60`),
+    evalTime: at(min(cn.notOnlineFor) + 2),
+    expected: [],
+  },
+
+  // OpsCoreNodeInMaintenance
+  {
+    alert: 'OpsCoreNodeInMaintenance',
+    name: 'informs when a node stays in MAINTENANCE longer than maintenanceFor',
+    series: nodeStatus('VOIP-CORE', 'MAINTENANCE', `1x${min(cn.maintenanceFor) + 20}`, `0x${min(cn.maintenanceFor) + 20}`),
+    evalTime: at(min(cn.maintenanceFor) + 5),
+    expected: [
+      {
+        severity: 'info',
+        labels: { node: 'VOIP-CORE' },
+        summary: 'Core node VOIP-CORE is in MAINTENANCE.',
+        description: `Core node VOIP-CORE has been in MAINTENANCE for more than ${cn.maintenanceFor}; set it back to ONLINE when the work is done.`,
+        dashboardUrl: nodesUrl,
+      },
+    ],
+  },
+  {
+    alert: 'OpsCoreNodeInMaintenance',
+    name: 'stays quiet for a maintenance window shorter than maintenanceFor',
+    series: nodeStatus('VOIP-CORE', 'MAINTENANCE', `1x${min(cn.maintenanceFor) - 10} 0x30`, `0x${min(cn.maintenanceFor) - 10} 1x30`),
+    evalTime: at(min(cn.maintenanceFor) + 5),
+    expected: [],
+  },
+
+  // OpsCoreNodeMissing
+  {
+    alert: 'OpsCoreNodeMissing',
+    name: 'tickets when an expected node has no row for longer than missingFor',
+    series: [...nodeStatus('DNS-CORE', 'MISSING', '1x40', '0x40'), s('ops_core_node_expected', { node: 'DNS-CORE' }, '1x40')],
+    evalTime: at(min(cn.missingFor) + 2),
+    expected: [
+      {
+        severity: 'warning',
+        labels: { node: 'DNS-CORE' },
+        summary: 'Expected core node DNS-CORE is missing from the database.',
+        description: `Core node DNS-CORE is configured as expected but has had no CoreNode row for more than ${cn.missingFor}; its status is unknown.`,
+        dashboardUrl: nodesUrl,
+      },
+    ],
+  },
+  {
+    alert: 'OpsCoreNodeMissing',
+    name: 'stays quiet when the row reappears before missingFor',
+    series: [...nodeStatus('DNS-CORE', 'MISSING', `1x${min(cn.missingFor) - 3} 0x30`, `0x${min(cn.missingFor) - 3} 1x30`)],
+    evalTime: at(min(cn.missingFor) + 2),
+    expected: [],
+  },
+
+  // OpsCoreNodeMetricsStale: the timestamps are Unix seconds and the test clock starts at 0.
+  {
+    alert: 'OpsCoreNodeMetricsStale',
+    name: 'tickets when a node\'s metrics stop being written',
+    series: [s('ops_core_node_metrics_timestamp_seconds', { node: 'CLOUD-CORE' }, '0x60')],
+    evalTime: at(cn.metricsStaleAfterSeconds / 60 + min(cn.metricsStaleFor) + 5),
+    expected: [
+      {
+        severity: 'warning',
+        labels: { node: 'CLOUD-CORE' },
+        summary: 'Metrics of core node CLOUD-CORE are stale.',
+        description: `The last metrics of core node CLOUD-CORE were written ${cn.metricsStaleAfterSeconds / 60 + min(cn.metricsStaleFor) + 5}m 0s ago (limit ${cn.metricsStaleAfterSeconds / 60}m); its CPU, RAM and disk figures are out of date.`,
+        dashboardUrl: nodesUrl,
+      },
+    ],
+  },
+  {
+    alert: 'OpsCoreNodeMetricsStale',
+    name: 'stays quiet while metrics are written just under the stale limit apart',
+    // Always one minute younger than the limit.
+    series: [s('ops_core_node_metrics_timestamp_seconds', { node: 'CLOUD-CORE' }, `${-(cn.metricsStaleAfterSeconds - 60)}+60x60`)],
+    evalTime: at(40),
+    expected: [],
+  },
+
+  // OpsCoreNodeDiskHigh (two tiers)
+  {
+    alert: 'OpsCoreNodeDiskHigh',
+    name: 'tickets (warning only) at the warning ratio',
+    series: [s('ops_core_node_disk_ratio', { node: 'MAIL-CORE' }, `${cn.diskWarningRatio + 0.02}x60`)],
+    evalTime: at(min(cn.diskWarningFor) + 5),
+    expected: [
+      {
+        severity: 'warning',
+        labels: { node: 'MAIL-CORE' },
+        summary: `Disk of core node MAIL-CORE is ${pct(cn.diskWarningRatio + 0.02)} full.`,
+        description: `Disk utilisation of core node MAIL-CORE is ${pct(cn.diskWarningRatio + 0.02)} (warning at ${pct(cn.diskWarningRatio)}, page at ${pct(cn.diskCriticalRatio)}).`,
+        dashboardUrl: diskUrl,
+      },
+    ],
+  },
+  {
+    alert: 'OpsCoreNodeDiskHigh',
+    name: 'pages at the critical ratio (the warning tier fires too; Alertmanager inhibits it)',
+    series: [s('ops_core_node_disk_ratio', { node: 'DB-CORE' }, `${cn.diskCriticalRatio + 0.02}x60`)],
+    evalTime: at(Math.max(min(cn.diskWarningFor), min(cn.diskCriticalFor)) + 5),
+    expected: [
+      {
+        severity: 'warning',
+        labels: { node: 'DB-CORE' },
+        summary: `Disk of core node DB-CORE is ${pct(cn.diskCriticalRatio + 0.02)} full.`,
+        description: `Disk utilisation of core node DB-CORE is ${pct(cn.diskCriticalRatio + 0.02)} (warning at ${pct(cn.diskWarningRatio)}, page at ${pct(cn.diskCriticalRatio)}).`,
+        dashboardUrl: diskUrl,
+      },
+      {
+        severity: 'critical',
+        labels: { node: 'DB-CORE' },
+        summary: `Disk of core node DB-CORE is almost full (${pct(cn.diskCriticalRatio + 0.02)}).`,
+        description: `Disk utilisation of core node DB-CORE is ${pct(cn.diskCriticalRatio + 0.02)} (page at ${pct(cn.diskCriticalRatio)}); services on it fail when it fills up.`,
+        dashboardUrl: diskUrl,
+      },
+    ],
+  },
+  {
+    alert: 'OpsCoreNodeDiskHigh',
+    name: 'stays quiet just under the warning ratio',
+    series: [s('ops_core_node_disk_ratio', { node: 'MAIL-CORE' }, `${cn.diskWarningRatio - 0.01}x60`)],
+    evalTime: at(min(cn.diskWarningFor) + 5),
+    expected: [],
+  },
+  {
+    alert: 'OpsCoreNodeDiskHigh',
+    name: 'does not page just under the critical ratio',
+    series: [s('ops_core_node_disk_ratio', { node: 'MAIL-CORE' }, `${cn.diskCriticalRatio - 0.01}x10`)],
+    evalTime: at(min(cn.diskCriticalFor) + 1),
+    expected: [],
+  },
+
+  // OpsCoreNodeMemoryHigh
+  {
+    alert: 'OpsCoreNodeMemoryHigh',
+    name: 'tickets when RAM stays at the warning ratio',
+    series: [s('ops_core_node_memory_ratio', { node: 'CLOUD-CORE' }, `${cn.memoryWarningRatio + 0.05}x40`)],
+    evalTime: at(min(cn.memoryWarningFor) + 2),
+    expected: [
+      {
+        severity: 'warning',
+        labels: { node: 'CLOUD-CORE' },
+        summary: `RAM of core node CLOUD-CORE is ${pct(cn.memoryWarningRatio + 0.05)} used.`,
+        description: `RAM utilisation of core node CLOUD-CORE has been at or above ${pct(cn.memoryWarningRatio)} for ${cn.memoryWarningFor}; now ${pct(cn.memoryWarningRatio + 0.05)}.`,
+        dashboardUrl: dashboardUrl('overview', P.coreNodesMemory),
+      },
+    ],
+  },
+  {
+    alert: 'OpsCoreNodeMemoryHigh',
+    name: 'stays quiet just under the warning ratio',
+    series: [s('ops_core_node_memory_ratio', { node: 'CLOUD-CORE' }, `${cn.memoryWarningRatio - 0.01}x40`)],
+    evalTime: at(min(cn.memoryWarningFor) + 2),
+    expected: [],
+  },
+
+  // OpsQueueBacklogGrowing
+  (() => {
+    const evalM = c.queues.oldestWaitingWarningSeconds / 60 + min(c.queues.backlogGrowingFor) + 5;
+    return {
+      alert: 'OpsQueueBacklogGrowing' as const,
+      name: 'tickets when the backlog grows and the oldest job is older than the limit',
+      series: [
+        s('ops_queue_jobs', { prefix: 'bull', queue: 'hosting', state: 'waiting' }, '100+10x60'),
+        s('ops_queue_jobs', { prefix: 'bull', queue: 'hosting', state: 'active' }, '4x60'),
+        s('ops_queue_oldest_waiting_job_timestamp_seconds', { prefix: 'bull', queue: 'hosting' }, '0x60'),
+      ],
+      evalTime: at(evalM),
+      expected: [
+        {
+          severity: 'warning' as const,
+          labels: { prefix: 'bull', queue: 'hosting' },
+          summary: 'Queue hosting is falling behind.',
+          description: `The backlog of queue bull:hosting has grown over the last ${c.queues.backlogGrowthWindow} and its oldest waiting job is ${evalM}m 0s old (limit ${c.queues.oldestWaitingWarningSeconds / 60}m).`,
+          dashboardUrl: dashboardUrl('overview', P.queuesOldestAge, { queue: 'hosting' }),
+        },
+      ],
+    };
+  })(),
+  {
+    alert: 'OpsQueueBacklogGrowing',
+    name: 'stays quiet when an old backlog is not growing (draining steadily is fine too)',
+    series: [
+      s('ops_queue_jobs', { prefix: 'bull', queue: 'hosting', state: 'waiting' }, '500-2x60'),
+      s('ops_queue_oldest_waiting_job_timestamp_seconds', { prefix: 'bull', queue: 'hosting' }, '0x60'),
+    ],
+    evalTime: at(45),
+    expected: [],
+  },
+  {
+    alert: 'OpsQueueBacklogGrowing',
+    name: 'stays quiet when the backlog grows but its oldest job is just under the limit',
+    series: [
+      s('ops_queue_jobs', { prefix: 'bull', queue: 'hosting', state: 'waiting' }, '100+10x60'),
+      s('ops_queue_oldest_waiting_job_timestamp_seconds', { prefix: 'bull', queue: 'hosting' }, `${-(c.queues.oldestWaitingWarningSeconds - 60)}+60x60`),
+    ],
+    evalTime: at(45),
+    expected: [],
+  },
+
+  // OpsQueueNoWorkers
+  {
+    alert: 'OpsQueueNoWorkers',
+    name: 'pages when jobs wait and no worker is connected',
+    series: [
+      s('ops_queue_jobs', { prefix: 'bull', queue: 'mail', state: 'waiting' }, '5x40'),
+      s('ops_queue_jobs', { prefix: 'bull', queue: 'mail', state: 'prioritized' }, '2x40'),
+      s('ops_queue_workers', { prefix: 'bull', queue: 'mail' }, '0x40'),
+      s('ops_queue_paused', { prefix: 'bull', queue: 'mail' }, '0x40'),
+    ],
+    evalTime: at(min(c.queues.noWorkersFor) + 2),
+    expected: [
+      {
+        severity: 'critical',
+        labels: { prefix: 'bull', queue: 'mail' },
+        summary: 'Queue mail has waiting jobs and no worker.',
+        description: `Queue bull:mail has 7 waiting jobs, is not paused, and no worker has been connected for ${c.queues.noWorkersFor}: nothing will process them.`,
+        dashboardUrl: dashboardUrl('overview', P.queuesWorkers, { queue: 'mail' }),
+      },
+    ],
+  },
+  {
+    alert: 'OpsQueueNoWorkers',
+    name: 'stays quiet when a worker reconnects before noWorkersFor',
+    series: [
+      s('ops_queue_jobs', { prefix: 'bull', queue: 'mail', state: 'waiting' }, '5x40'),
+      s('ops_queue_workers', { prefix: 'bull', queue: 'mail' }, `0x${min(c.queues.noWorkersFor) - 3} 2x40`),
+      s('ops_queue_paused', { prefix: 'bull', queue: 'mail' }, '0x40'),
+    ],
+    evalTime: at(min(c.queues.noWorkersFor) + 2),
+    expected: [],
+  },
+  {
+    alert: 'OpsQueueNoWorkers',
+    name: 'stays quiet for a paused queue',
+    series: [
+      s('ops_queue_jobs', { prefix: 'bull', queue: 'mail', state: 'waiting' }, '5x40'),
+      s('ops_queue_workers', { prefix: 'bull', queue: 'mail' }, '0x40'),
+      s('ops_queue_paused', { prefix: 'bull', queue: 'mail' }, '1x40'),
+    ],
+    evalTime: at(min(c.queues.noWorkersFor) + 2),
+    expected: [],
+  },
+  {
+    alert: 'OpsQueueNoWorkers',
+    name: 'stays quiet when workers are unknown (Redis forbids CLIENT LIST)',
+    series: [s('ops_queue_jobs', { prefix: 'bull', queue: 'mail', state: 'waiting' }, '5x40'), s('ops_queue_paused', { prefix: 'bull', queue: 'mail' }, '0x40')],
+    evalTime: at(min(c.queues.noWorkersFor) + 2),
+    expected: [],
+  },
+
+  // OpsProvisioningJobsStuck
+  {
+    alert: 'OpsProvisioningJobsStuck',
+    name: 'tickets when jobs of a type stay stuck',
+    series: [
+      s('ops_provisioning_jobs_stuck', { type: 'hosting', status: 'PENDING' }, '2x30'),
+      s('ops_provisioning_jobs_stuck', { type: 'hosting', status: 'RUNNING' }, '1x30'),
+      s('ops_provisioning_jobs_stuck', { type: 'dns', status: 'PENDING' }, '0x30'),
+    ],
+    evalTime: at(min(c.provisioning.stuckFor) + 2),
+    expected: [
+      {
+        severity: 'warning',
+        labels: { type: 'hosting' },
+        summary: '3 provisioning jobs of type hosting are stuck.',
+        description: "3 provisioning jobs of type hosting have been PENDING or RUNNING for longer than the exporter's stuck threshold; the customers who ordered them are waiting.",
+        dashboardUrl: dashboardUrl('overview', P.provisioningStuck),
+      },
+    ],
+  },
+  {
+    alert: 'OpsProvisioningJobsStuck',
+    name: 'stays quiet when the stuck job finishes before stuckFor',
+    series: [s('ops_provisioning_jobs_stuck', { type: 'hosting', status: 'RUNNING' }, `1x${min(c.provisioning.stuckFor) - 2} 0x30`)],
+    evalTime: at(min(c.provisioning.stuckFor) + 2),
+    expected: [],
+  },
+
+  // OpsProvisioningFailureSpike: flat for an hour, then one new failure a minute.
+  (() => {
+    const n = c.provisioning.failureSpikeCount;
+    const flat = min(c.provisioning.failureSpikeWindow);
+    // The rise reaches n at minute flat + n; firing after failureSpikeFor; evaluated a few minutes later.
+    const evalM = flat + n + min(c.provisioning.failureSpikeFor) + 3;
+    const rise = evalM - flat;
+    return {
+      alert: 'OpsProvisioningFailureSpike' as const,
+      name: 'tickets when a resource type gains failureSpikeCount failures within the window',
+      series: [
+        s('ops_provisioning_failed_jobs_24h', { action: 'hosting.create', resource_type: 'WEBSITE' }, `3x${flat} 4+1x${rise + 10}`),
+        s('ops_provisioning_failed_jobs_24h', { action: 'hosting.delete', resource_type: 'WEBSITE' }, `5x${flat + rise + 10}`),
+      ],
+      evalTime: at(evalM),
+      expected: [
+        {
+          severity: 'warning' as const,
+          labels: { resource_type: 'WEBSITE' },
+          summary: 'Spike of failed WEBSITE provisioning jobs.',
+          description: `${rise} more provisioning jobs for resource type WEBSITE failed within the last ${c.provisioning.failureSpikeWindow} (threshold ${n}).`,
+          dashboardUrl: dashboardUrl('overview', P.provisioningHotspots),
+        },
+      ],
+    };
+  })(),
+  {
+    alert: 'OpsProvisioningFailureSpike',
+    name: 'stays quiet for a rise just under failureSpikeCount',
+    series: [
+      s(
+        'ops_provisioning_failed_jobs_24h',
+        { action: 'hosting.create', resource_type: 'WEBSITE' },
+        `3x60 4+1x${c.provisioning.failureSpikeCount - 2} ${3 + c.provisioning.failureSpikeCount - 1}x40`,
+      ),
+    ],
+    evalTime: at(90),
+    expected: [],
+  },
+
+  // OpsShieldBlockSurge: 24 h gauge of 86400 BLOCKs = 1/s average.
+  (() => {
+    const avg = Math.max(1, c.security.blockSurgeMinPerSecond);
+    const rate = (c.security.blockSurgeFactor + 2) * avg;
+    return {
+      alert: 'OpsShieldBlockSurge' as const,
+      name: 'tickets when BLOCKs run at several times their 24 h average',
+      series: [
+        s('ops_shield_events_total', { decision: 'BLOCK' }, `0+${rate * 60}x40`),
+        s('ops_shield_events_total', { decision: 'ALLOW' }, '0+6000x40'),
+        s('ops_shield_events_24h', { decision: 'BLOCK' }, `${avg * 86400}x40`),
+      ],
+      evalTime: at(min(c.security.blockSurgeFor) + 8),
+      expected: [
+        {
+          severity: 'warning' as const,
+          labels: { decision: 'BLOCK' },
+          summary: 'Surge of Migra Shield BLOCK decisions.',
+          description: `Migra Shield is blocking ${rate} requests per second, more than ${c.security.blockSurgeFactor} times its 24 h average and above ${c.security.blockSurgeMinPerSecond}/s: an attack, or a policy blocking legitimate traffic.`,
+          dashboardUrl: dashboardUrl('overview', P.securityDecisions),
+        },
+      ],
+    };
+  })(),
+  (() => {
+    const avg = Math.max(1, c.security.blockSurgeMinPerSecond);
+    const rate = (c.security.blockSurgeFactor - 0.5) * avg;
+    return {
+      alert: 'OpsShieldBlockSurge' as const,
+      name: 'stays quiet when BLOCKs run just under surgeFactor times their average',
+      series: [s('ops_shield_events_total', { decision: 'BLOCK' }, `0+${rate * 60}x40`), s('ops_shield_events_24h', { decision: 'BLOCK' }, `${avg * 86400}x40`)],
+      evalTime: at(min(c.security.blockSurgeFor) + 8),
+      expected: [],
+    };
+  })(),
+  {
+    alert: 'OpsShieldBlockSurge',
+    name: 'stays quiet on a quiet platform below the minimum rate, however large the ratio',
+    series: [
+      s('ops_shield_events_total', { decision: 'BLOCK' }, `0+${c.security.blockSurgeMinPerSecond * 0.8 * 60}x40`),
+      s('ops_shield_events_24h', { decision: 'BLOCK' }, '864x40'),
+    ],
+    evalTime: at(min(c.security.blockSurgeFor) + 8),
+    expected: [],
+  },
+
+  // OpsGuardianCriticalFindingsOpen
+  {
+    alert: 'OpsGuardianCriticalFindingsOpen',
+    name: 'pages when CRITICAL findings are open',
+    series: [
+      s('ops_guardian_installed', {}, '1x30'),
+      s('ops_guardian_open_findings', { severity: 'CRITICAL' }, '2x30'),
+      s('ops_guardian_open_findings', { severity: 'HIGH' }, '5x30'),
+    ],
+    evalTime: at(min(c.security.guardianCriticalFor) + 2),
+    expected: [
+      {
+        severity: 'critical',
+        labels: {},
+        summary: '2 CRITICAL Guardian findings are open.',
+        description: `Guardian reports 2 open findings of severity CRITICAL (open for more than ${c.security.guardianCriticalFor}); acknowledge them in Guardian once someone owns them.`,
+        dashboardUrl: dashboardUrl('overview', P.securityFindings),
+      },
+    ],
+  },
+  {
+    alert: 'OpsGuardianCriticalFindingsOpen',
+    name: 'stays quiet with no CRITICAL finding open (HIGH ones do not page)',
+    series: [
+      s('ops_guardian_installed', {}, '1x30'),
+      s('ops_guardian_open_findings', { severity: 'CRITICAL' }, '0x30'),
+      s('ops_guardian_open_findings', { severity: 'HIGH' }, '5x30'),
+    ],
+    evalTime: at(min(c.security.guardianCriticalFor) + 2),
+    expected: [],
+  },
+  {
+    alert: 'OpsGuardianCriticalFindingsOpen',
+    name: 'stays quiet when the finding is acknowledged before guardianCriticalFor',
+    series: [s('ops_guardian_open_findings', { severity: 'CRITICAL' }, `1x${min(c.security.guardianCriticalFor) - 2} 0x20`)],
+    evalTime: at(min(c.security.guardianCriticalFor) + 2),
+    expected: [],
+  },
+  {
+    alert: 'OpsGuardianCriticalFindingsOpen',
+    name: 'stays quiet when Guardian is not installed',
+    series: [s('ops_guardian_installed', {}, '0x30')],
+    evalTime: at(min(c.security.guardianCriticalFor) + 2),
+    expected: [],
+  },
+
+  // OpsBackupTooOld: a backup that finished `ago` seconds before the test clock's 0.
+  (() => {
+    const limit = c.backups.maxAgeSeconds.DB_CORE;
+    const ago = limit + 3600;
+    const evalM = min(c.backups.tooOldFor) + 5;
+    const age = ago + evalM * 60;
+    const h = promHumanizeDuration;
+    return {
+      alert: 'OpsBackupTooOld' as const,
+      name: 'tickets when the last DB_CORE backup is older than its limit',
+      series: [
+        s('ops_backup_tracking_installed', {}, '1x40'),
+        s('ops_backup_last_success_timestamp_seconds', { resource_type: 'DB_CORE' }, `${-ago}x40`),
+        s('ops_backup_last_success_timestamp_seconds', { resource_type: 'MPANEL_CORE' }, '0x40'),
+        s('ops_backup_ever_succeeded', { resource_type: 'DB_CORE' }, '1x40'),
+      ],
+      evalTime: at(evalM),
+      expected: [
+        {
+          severity: 'warning' as const,
+          labels: { resource_type: 'DB_CORE' },
+          summary: 'Last DB_CORE backup is too old.',
+          description: `The last successful DB_CORE backup finished ${h(age)} ago; the limit is ${h(limit)}.`,
+          dashboardUrl: dashboardUrl('overview', P.backupsTable),
+        },
+      ],
+    };
+  })(),
+  {
+    alert: 'OpsBackupTooOld',
+    name: 'stays quiet while the last backup is just under its limit',
+    series: [s('ops_backup_last_success_timestamp_seconds', { resource_type: 'DB_CORE' }, `${-(c.backups.maxAgeSeconds.DB_CORE - 40 * 60)}x40`)],
+    evalTime: at(min(c.backups.tooOldFor) + 5),
+    expected: [],
+  },
+  {
+    alert: 'OpsBackupTooOld',
+    name: 'stays quiet when a new backup completes before tooOldFor',
+    series: [
+      s('ops_backup_last_success_timestamp_seconds', { resource_type: 'CLOUD_POD' }, `${-c.backups.maxAgeSeconds.CLOUD_POD - 60}x${min(c.backups.tooOldFor) - 3} ${min(c.backups.tooOldFor) * 60}x20`),
+    ],
+    evalTime: at(min(c.backups.tooOldFor) + 2),
+    expected: [],
+  },
+
+  // OpsBackupNeverSucceeded
+  {
+    alert: 'OpsBackupNeverSucceeded',
+    name: 'tickets when a tracked system has never had a COMPLETED backup',
+    series: [
+      s('ops_backup_tracking_installed', {}, `1x${min(c.backups.neverFor) + 10}`),
+      s('ops_backup_ever_succeeded', { resource_type: 'MPANEL_CORE' }, `0x${min(c.backups.neverFor) + 10}`),
+      s('ops_backup_ever_succeeded', { resource_type: 'DB_CORE' }, `1x${min(c.backups.neverFor) + 10}`),
+      s('ops_backup_ever_succeeded', { resource_type: 'CLOUD_POD' }, `1x${min(c.backups.neverFor) + 10}`),
+    ],
+    evalTime: at(min(c.backups.neverFor) + 5),
+    expected: [
+      {
+        severity: 'warning',
+        labels: { resource_type: 'MPANEL_CORE' },
+        summary: 'MPANEL_CORE has never been backed up.',
+        description: 'Backup tracking is installed but has no COMPLETED backup of MPANEL_CORE at all.',
+        dashboardUrl: dashboardUrl('overview', P.backupsTable),
+      },
+    ],
+  },
+  {
+    alert: 'OpsBackupNeverSucceeded',
+    name: 'stays quiet when backup tracking is not installed',
+    series: [
+      s('ops_backup_tracking_installed', {}, `0x${min(c.backups.neverFor) + 10}`),
+      s('ops_backup_ever_succeeded', { resource_type: 'DB_CORE' }, `0x${min(c.backups.neverFor) + 10}`),
+      s('ops_backup_ever_succeeded', { resource_type: 'MPANEL_CORE' }, `0x${min(c.backups.neverFor) + 10}`),
+    ],
+    evalTime: at(min(c.backups.neverFor) + 5),
+    expected: [],
+  },
+  {
+    alert: 'OpsBackupNeverSucceeded',
+    name: 'stays quiet when the first backup completes before neverFor',
+    series: [
+      s('ops_backup_tracking_installed', {}, `1x${min(c.backups.neverFor) + 10}`),
+      s('ops_backup_ever_succeeded', { resource_type: 'CLOUD_POD' }, `0x${min(c.backups.neverFor) - 5} 1x20`),
+    ],
+    evalTime: at(min(c.backups.neverFor) + 5),
+    expected: [],
+  },
+
+  // OpsBackupTrackingNotConfigured
+  {
+    alert: 'OpsBackupTrackingNotConfigured',
+    name: 'informs when the Backup table does not exist',
+    series: [s('ops_backup_tracking_installed', {}, `0x${min(c.backups.trackingMissingFor) + 10}`)],
+    evalTime: at(min(c.backups.trackingMissingFor) + 5),
+    expected: [
+      {
+        severity: 'info',
+        labels: {},
+        summary: 'Backup tracking is not configured.',
+        description: `ops_backup_tracking_installed has been 0 for ${c.backups.trackingMissingFor}: the platform database has no Backup table, so no backup can be checked for age; backup alerts stay silent until backup tracking is set up.`,
+        dashboardUrl: dashboardUrl('overview', P.backupsTable),
+      },
+    ],
+  },
+  {
+    alert: 'OpsBackupTrackingNotConfigured',
+    name: 'stays quiet when backup tracking is installed',
+    series: [s('ops_backup_tracking_installed', {}, `1x${min(c.backups.trackingMissingFor) + 10}`)],
+    evalTime: at(min(c.backups.trackingMissingFor) + 5),
+    expected: [],
+  },
+
+  // OpsExporterDown
+  {
+    alert: 'OpsExporterDown',
+    name: 'pages when Prometheus cannot scrape the exporter',
+    series: [s('up', {}, '0x20'), s('up', { job: 'prometheus', instance: 'localhost:9090' }, '1x20', false)],
+    evalTime: at(min(c.exporter.downFor) + 2),
+    expected: [
+      {
+        severity: 'critical',
+        labels: { job: 'ops-overview', instance: 'exporter:9471' },
+        summary: 'The ops-overview exporter exporter:9471 is down.',
+        description: `Prometheus has failed to scrape the ops-overview exporter at exporter:9471 for ${c.exporter.downFor} (up = 0): no platform alert (nodes, queues, backups, ...) can fire while it is down.`,
+        dashboardUrl: dashboardUrl('exporter', EXPORTER_PANELS.exporterUp),
+      },
+    ],
+  },
+  {
+    alert: 'OpsExporterDown',
+    name: 'stays quiet through a restart shorter than downFor',
+    series: [s('up', {}, `1x2 0x${min(c.exporter.downFor) - 2} 1x20`)],
+    evalTime: at(min(c.exporter.downFor) + 2),
+    expected: [],
+  },
+
+  // OpsExporterAbsent
+  {
+    alert: 'OpsExporterAbsent',
+    name: 'tickets when the exporter\'s target is gone from Prometheus',
+    series: [s('up', { job: 'prometheus', instance: 'localhost:9090' }, '1x30', false)],
+    evalTime: at(min(c.exporter.absentFor) + 2),
+    expected: [
+      {
+        severity: 'warning',
+        labels: { job: 'ops-overview' },
+        summary: 'Prometheus has no ops-overview exporter target.',
+        description: `Prometheus has had no scrape target matching {${c.selectors.exporterJob}} for ${c.exporter.absentFor} (absent = 1): prometheus.yml or service discovery lost the exporter, and no platform alert can fire.`,
+        dashboardUrl: dashboardUrl('exporter', EXPORTER_PANELS.exporterUp),
+      },
+    ],
+  },
+  {
+    alert: 'OpsExporterAbsent',
+    name: 'stays quiet while the target exists, even when it is down',
+    series: [s('up', {}, '0x30')],
+    evalTime: at(min(c.exporter.absentFor) + 2),
+    expected: [],
+  },
+
+  // OpsExporterSourceDown
+  {
+    alert: 'OpsExporterSourceDown',
+    name: 'tickets when one source keeps failing',
+    series: [s('ops_source_up', { source: 'queues' }, '0x30'), s('ops_source_up', { source: 'backups' }, '1x30')],
+    evalTime: at(min(c.exporter.sourceDownFor) + 2),
+    expected: [
+      {
+        severity: 'warning',
+        labels: { job: 'ops-overview', source: 'queues' },
+        summary: 'Exporter source queues is failing.',
+        description: `The exporter has failed to collect source queues for ${c.exporter.sourceDownFor}; its metrics are absent, so its alerts cannot fire.`,
+        dashboardUrl: dashboardUrl('exporter', EXPORTER_PANELS.sourcesTable),
+      },
+    ],
+  },
+  {
+    alert: 'OpsExporterSourceDown',
+    name: 'stays quiet when the source recovers before sourceDownFor',
+    series: [s('ops_source_up', { source: 'queues' }, `0x${min(c.exporter.sourceDownFor) - 3} 1x30`)],
+    evalTime: at(min(c.exporter.sourceDownFor) + 2),
+    expected: [],
+  },
+
+  // Watchdog
+  {
+    alert: 'Watchdog',
+    name: 'always fires',
+    series: [],
+    evalTime: '1m',
+    expected: [
+      {
+        severity: 'info',
+        labels: {},
+        summary: 'The alerting pipeline works.',
+        description: "This alert always fires. Alertmanager sends it to a dead man's switch, which pages when it stops arriving (Prometheus or Alertmanager down).",
+        dashboardUrl: dashboardUrl('exporter'),
+      },
+    ],
+  },
+];
+
+/** Alerts that cannot have a quiet case, and why. */
+export const ALWAYS_FIRING: Partial<Record<AlertName, string>> = {
+  Watchdog: 'fires by design; its silence is what the dead man\'s switch detects',
+};
+
+/** A healthy platform of `minutes` minutes: every source up, nodes ONLINE with fresh metrics, queues served, backups recent. */
+export function healthyPlatform(minutes: number): Map<string, string> {
+  const n = minutes;
+  const series = new Map<string, string>();
+  const add = (x: InputSeries) => series.set(x.series, x.values);
+  add(s('up', {}, `1x${n}`));
+  for (const source of ['core_nodes', 'queues', 'provisioning', 'security', 'backups']) add(s('ops_source_up', { source }, `1x${n}`));
+  for (const node of ['SRV1-WEB', 'MAIL-CORE', 'DB-CORE']) {
+    for (const status of ['ONLINE', 'DEGRADED', 'OFFLINE', 'MAINTENANCE', 'MISSING', 'UNKNOWN']) {
+      add(s('ops_core_node_status', { node, status }, `${status === 'ONLINE' ? 1 : 0}x${n}`));
+    }
+    add(s('ops_core_node_expected', { node }, `1x${n}`));
+    add(s('ops_core_node_cpu_ratio', { node }, `0.3x${n}`));
+    add(s('ops_core_node_memory_ratio', { node }, `0.6x${n}`));
+    add(s('ops_core_node_disk_ratio', { node }, `0.5x${n}`));
+    add(s('ops_core_node_metrics_timestamp_seconds', { node }, `-60+60x${n}`));
+  }
+  for (const queue of ['hosting', 'mail']) {
+    const q = { prefix: 'bull', queue };
+    add(s('ops_queue_jobs', { ...q, state: 'waiting' }, `3x${n}`));
+    add(s('ops_queue_jobs', { ...q, state: 'active' }, `2x${n}`));
+    add(s('ops_queue_jobs', { ...q, state: 'failed' }, `10x${n}`));
+    add(s('ops_queue_oldest_waiting_job_timestamp_seconds', q, `-20+60x${n}`));
+    add(s('ops_queue_workers', q, `4x${n}`));
+    add(s('ops_queue_paused', q, `0x${n}`));
+  }
+  add(s('ops_provisioning_jobs', { type: 'hosting', status: 'RUNNING' }, `3x${n}`));
+  add(s('ops_provisioning_jobs_stuck', { type: 'hosting', status: 'RUNNING' }, `0x${n}`));
+  add(s('ops_provisioning_stuck_threshold_seconds', {}, `900x${n}`));
+  add(s('ops_provisioning_failed_jobs_24h', { action: 'hosting.create', resource_type: 'WEBSITE' }, `4x${n}`));
+  add(s('ops_shield_events_total', { decision: 'BLOCK' }, `0+30x${n}`));
+  add(s('ops_shield_events_total', { decision: 'ALLOW' }, `0+3000x${n}`));
+  add(s('ops_shield_events_24h', { decision: 'BLOCK' }, `43200x${n}`));
+  add(s('ops_shield_events_24h', { decision: 'ALLOW' }, `4320000x${n}`));
+  add(s('ops_guardian_installed', {}, `1x${n}`));
+  for (const severity of ['CRITICAL', 'HIGH']) add(s('ops_guardian_open_findings', { severity }, `${severity === 'HIGH' ? 2 : 0}x${n}`));
+  add(s('ops_backup_tracking_installed', {}, `1x${n}`));
+  for (const resource_type of ['DB_CORE', 'MPANEL_CORE', 'CLOUD_POD']) {
+    add(s('ops_backup_ever_succeeded', { resource_type }, `1x${n}`));
+    add(s('ops_backup_last_success_timestamp_seconds', { resource_type }, `-7200x${n}`));
+  }
+  return series;
+}
+
+/** A fault on the healthy platform and what must page for it. */
+export interface PagingScenario {
+  name: string;
+  /** Changes to the healthy series: new values, or null to remove a series. */
+  change: (series: Map<string, string>, minutes: number) => void;
+  /** Alert names that must be firing with severity=critical at the end; nothing else may page. */
+  pages: AlertName[];
+  /** Alert names that must be firing with severity=warning at the end; nothing else may ticket. */
+  tickets: AlertName[];
+}
+
+const key = (name: string, labels: Record<string, string>): string => s(name, labels, '').series;
+
+/** Faults, from the ones that must page to the ones that must not. */
+export const pagingScenarios: PagingScenario[] = [
+  { name: 'a healthy platform', change: () => {}, pages: [], tickets: [] },
+  {
+    name: 'a core node OFFLINE (its metrics stop too)',
+    change: (m, n) => {
+      m.set(key('ops_core_node_status', { node: 'MAIL-CORE', status: 'ONLINE' }), `0x${n}`);
+      m.set(key('ops_core_node_status', { node: 'MAIL-CORE', status: 'OFFLINE' }), `1x${n}`);
+      m.set(key('ops_core_node_metrics_timestamp_seconds', { node: 'MAIL-CORE' }), `0x${n}`);
+    },
+    pages: ['OpsCoreNodeDown'],
+    tickets: ['OpsCoreNodeMetricsStale'],
+  },
+  {
+    name: 'a core node DEGRADED',
+    change: (m, n) => {
+      m.set(key('ops_core_node_status', { node: 'MAIL-CORE', status: 'ONLINE' }), `0x${n}`);
+      m.set(key('ops_core_node_status', { node: 'MAIL-CORE', status: 'DEGRADED' }), `1x${n}`);
+    },
+    pages: [],
+    tickets: ['OpsCoreNodeNotOnline'],
+  },
+  {
+    name: 'a core node in MAINTENANCE with stale metrics',
+    change: (m, n) => {
+      m.set(key('ops_core_node_status', { node: 'DB-CORE', status: 'ONLINE' }), `0x${n}`);
+      m.set(key('ops_core_node_status', { node: 'DB-CORE', status: 'MAINTENANCE' }), `1x${n}`);
+      m.set(key('ops_core_node_metrics_timestamp_seconds', { node: 'DB-CORE' }), `0x${n}`);
+    },
+    pages: [],
+    tickets: ['OpsCoreNodeMetricsStale'],
+  },
+  {
+    name: 'a core node flapping OFFLINE for two minutes at a time',
+    change: (m, n) => {
+      const flap = Array.from({ length: n + 1 }, (_, i) => (i % 6 < 2 ? 1 : 0));
+      m.set(key('ops_core_node_status', { node: 'SRV1-WEB', status: 'OFFLINE' }), flap.join(' '));
+      m.set(key('ops_core_node_status', { node: 'SRV1-WEB', status: 'ONLINE' }), flap.map((v) => 1 - v).join(' '));
+    },
+    pages: [],
+    tickets: [],
+  },
+  {
+    name: 'a disk nearly full',
+    change: (m, n) => m.set(key('ops_core_node_disk_ratio', { node: 'DB-CORE' }), `0.97x${n}`),
+    pages: ['OpsCoreNodeDiskHigh'],
+    tickets: ['OpsCoreNodeDiskHigh'],
+  },
+  {
+    name: 'a queue whose workers are gone',
+    change: (m, n) => m.set(key('ops_queue_workers', { prefix: 'bull', queue: 'mail' }), `0x${n}`),
+    pages: ['OpsQueueNoWorkers'],
+    tickets: [],
+  },
+  {
+    name: 'a queue falling behind while served',
+    change: (m, n) => {
+      m.set(key('ops_queue_jobs', { prefix: 'bull', queue: 'hosting', state: 'waiting' }), `3+5x${n}`);
+      m.set(key('ops_queue_oldest_waiting_job_timestamp_seconds', { prefix: 'bull', queue: 'hosting' }), `0x${n}`);
+    },
+    pages: [],
+    tickets: ['OpsQueueBacklogGrowing'],
+  },
+  {
+    name: 'stuck provisioning jobs and a failure spike',
+    change: (m, n) => {
+      m.set(key('ops_provisioning_jobs_stuck', { type: 'hosting', status: 'RUNNING' }), `2x${n}`);
+      m.set(key('ops_provisioning_failed_jobs_24h', { action: 'hosting.create', resource_type: 'WEBSITE' }), `4+1x${n}`);
+    },
+    pages: [],
+    tickets: ['OpsProvisioningFailureSpike', 'OpsProvisioningJobsStuck'],
+  },
+  {
+    name: 'a surge of Shield BLOCKs',
+    change: (m, n) => m.set(key('ops_shield_events_total', { decision: 'BLOCK' }), `0+600x${n}`),
+    pages: [],
+    tickets: ['OpsShieldBlockSurge'],
+  },
+  {
+    name: 'a CRITICAL Guardian finding open',
+    change: (m, n) => m.set(key('ops_guardian_open_findings', { severity: 'CRITICAL' }), `1x${n}`),
+    pages: ['OpsGuardianCriticalFindingsOpen'],
+    tickets: [],
+  },
+  {
+    name: 'Guardian not installed',
+    change: (m, n) => {
+      m.set(key('ops_guardian_installed', {}), `0x${n}`);
+      m.delete(key('ops_guardian_open_findings', { severity: 'CRITICAL' }));
+      m.delete(key('ops_guardian_open_findings', { severity: 'HIGH' }));
+    },
+    pages: [],
+    tickets: [],
+  },
+  {
+    name: 'DB_CORE backups two days old and MPANEL_CORE never backed up',
+    change: (m, n) => {
+      m.set(key('ops_backup_last_success_timestamp_seconds', { resource_type: 'DB_CORE' }), `-172800x${n}`);
+      m.set(key('ops_backup_ever_succeeded', { resource_type: 'MPANEL_CORE' }), `0x${n}`);
+      m.delete(key('ops_backup_last_success_timestamp_seconds', { resource_type: 'MPANEL_CORE' }));
+    },
+    pages: [],
+    tickets: ['OpsBackupNeverSucceeded', 'OpsBackupTooOld'],
+  },
+  {
+    name: 'backup tracking not installed',
+    change: (m, n) => {
+      m.set(key('ops_backup_tracking_installed', {}), `0x${n}`);
+      for (const rt of ['DB_CORE', 'MPANEL_CORE', 'CLOUD_POD']) {
+        m.set(key('ops_backup_ever_succeeded', { resource_type: rt }), `0x${n}`);
+        m.delete(key('ops_backup_last_success_timestamp_seconds', { resource_type: rt }));
+      }
+    },
+    pages: [],
+    tickets: [],
+  },
+  {
+    name: 'the core_nodes source down while a node is OFFLINE (its series vanish)',
+    change: (m, n) => {
+      const half = Math.floor(n / 2);
+      m.set(key('ops_source_up', { source: 'core_nodes' }), `1x${half} 0x${n - half - 1}`);
+      for (const [k, v] of [...m]) {
+        if (k.startsWith('ops_core_node_')) m.set(k, `${v.split('x')[0]}x${half}`);
+      }
+      m.set(key('ops_core_node_status', { node: 'MAIL-CORE', status: 'OFFLINE' }), `0x${half - 10} 1x10`);
+      m.set(key('ops_core_node_status', { node: 'MAIL-CORE', status: 'ONLINE' }), `1x${half - 10} 0x10`);
+    },
+    pages: [],
+    tickets: ['OpsExporterSourceDown'],
+  },
+  {
+    name: 'the exporter down (every ops_ series vanishes)',
+    change: (m, n) => {
+      const half = Math.floor(n / 2);
+      for (const [k, v] of [...m]) if (k.startsWith('ops_')) m.set(k, `${v.split('x')[0]}x${half}`);
+      m.set(key('up', {}), `1x${half} 0x${n - half - 1}`);
+    },
+    pages: ['OpsExporterDown'],
+    tickets: [],
+  },
+];
