@@ -277,10 +277,11 @@ export const alertRules: AlertRule[] = [
     dashboardUrl: dashboardUrl('overview', P.queuesWorkers, { queue: '{{ $labels.queue }}' }),
   },
 
-  // Provisioning
+  // Provisioning. Stuck jobs page: a customer's order is hanging and it
+  // rarely resolves by itself (the product promise: page on stuck jobs).
   {
     alert: 'OpsProvisioningJobsStuck',
-    severity: 'warning',
+    severity: 'critical',
     area: 'provisioning',
     domainLabels: ['type'],
     expr: `sum by (type) (${sel('provisioningStuck')}) > 0`,
@@ -331,10 +332,11 @@ export const alertRules: AlertRule[] = [
     dashboardUrl: dashboardUrl('overview', P.securityFindings),
   },
 
-  // Backups
+  // Backups. A critical system without a recent backup pages: the next
+  // incident would lose data (the product promise: page on stale backups).
   {
     alert: 'OpsBackupTooOld',
-    severity: 'warning',
+    severity: 'critical',
     area: 'backups',
     domainLabels: ['resource_type'],
     expr: BACKUP_TYPES.map((rt) => `(${EXPR.backupAge(rt)}) > ${c.backups.maxAgeSeconds[rt]}`).join('\nor\n'),
@@ -348,7 +350,7 @@ export const alertRules: AlertRule[] = [
   },
   {
     alert: 'OpsBackupNeverSucceeded',
-    severity: 'warning',
+    severity: 'critical',
     area: 'backups',
     domainLabels: ['resource_type'],
     expr:

@@ -182,7 +182,7 @@ describe.runIf(shouldRunWith('prometheus-alertmanager'))('a real Alertmanager', 
         alert('OpsCoreNodeDiskHigh', 'critical', 'core_nodes', { node: 'MAIL-CORE' }),
         alert('OpsCoreNodeDiskHigh', 'warning', 'core_nodes', { node: 'MAIL-CORE' }),
         alert('OpsCoreNodeDiskHigh', 'warning', 'core_nodes', { node: 'CLOUD-CORE' }),
-        alert('OpsProvisioningJobsStuck', 'warning', 'provisioning', { type: 'hosting' }),
+        alert('OpsQueueBacklogGrowing', 'warning', 'queues', { prefix: 'bull', queue: 'hosting' }),
       ],
       1,
     );
@@ -190,7 +190,7 @@ describe.runIf(shouldRunWith('prometheus-alertmanager'))('a real Alertmanager', 
     expect(critical.status.state).toBe('active');
     expect(find(alerts, { alertname: 'OpsCoreNodeDiskHigh', node: 'MAIL-CORE', severity: 'warning' }).status.inhibitedBy).toEqual([critical.fingerprint]);
     expect(find(alerts, { alertname: 'OpsCoreNodeDiskHigh', node: 'CLOUD-CORE' }).status.state).toBe('active');
-    expect(find(alerts, { alertname: 'OpsProvisioningJobsStuck' }).status.state).toBe('active');
+    expect(find(alerts, { alertname: 'OpsQueueBacklogGrowing' }).status.state).toBe('active');
   });
 
   it('a queue without workers silences that queue\'s backlog warning', async () => {

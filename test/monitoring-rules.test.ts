@@ -77,7 +77,16 @@ describe('rule conventions', () => {
 
   it('pages only for symptoms someone must act on now', () => {
     const paging = [...new Set(alertRules.filter((r) => r.severity === 'critical').map((r) => r.alert))].sort();
-    expect(paging).toEqual(['OpsCoreNodeDiskHigh', 'OpsCoreNodeDown', 'OpsExporterDown', 'OpsGuardianCriticalFindingsOpen', 'OpsQueueNoWorkers']);
+    expect(paging).toEqual([
+      'OpsBackupNeverSucceeded',
+      'OpsBackupTooOld',
+      'OpsCoreNodeDiskHigh',
+      'OpsCoreNodeDown',
+      'OpsExporterDown',
+      'OpsGuardianCriticalFindingsOpen',
+      'OpsProvisioningJobsStuck',
+      'OpsQueueNoWorkers',
+    ]);
   });
 
   it('has a firing and a quiet case for every alert', () => {

@@ -427,7 +427,7 @@ export const ruleCases: RuleCase[] = [
   // OpsProvisioningJobsStuck
   {
     alert: 'OpsProvisioningJobsStuck',
-    name: 'tickets when jobs of a type stay stuck',
+    name: 'pages when jobs of a type stay stuck',
     series: [
       s('ops_provisioning_jobs_stuck', { type: 'hosting', status: 'PENDING' }, '2x30'),
       s('ops_provisioning_jobs_stuck', { type: 'hosting', status: 'RUNNING' }, '1x30'),
@@ -436,7 +436,7 @@ export const ruleCases: RuleCase[] = [
     evalTime: at(min(c.provisioning.stuckFor) + 2),
     expected: [
       {
-        severity: 'warning',
+        severity: 'critical',
         labels: { type: 'hosting' },
         summary: '3 provisioning jobs of type hosting are stuck.',
         description: "3 provisioning jobs of type hosting have been PENDING or RUNNING for longer than the exporter's stuck threshold; the customers who ordered them are waiting.",
@@ -593,7 +593,7 @@ export const ruleCases: RuleCase[] = [
     const h = promHumanizeDuration;
     return {
       alert: 'OpsBackupTooOld' as const,
-      name: 'tickets when the last DB_CORE backup is older than its limit',
+      name: 'pages when the last DB_CORE backup is older than its limit',
       series: [
         s('ops_backup_tracking_installed', {}, '1x40'),
         s('ops_backup_last_success_timestamp_seconds', { resource_type: 'DB_CORE' }, `${-ago}x40`),
@@ -603,7 +603,7 @@ export const ruleCases: RuleCase[] = [
       evalTime: at(evalM),
       expected: [
         {
-          severity: 'warning' as const,
+          severity: 'critical' as const,
           labels: { resource_type: 'DB_CORE' },
           summary: 'Last DB_CORE backup is too old.',
           description: `The last successful DB_CORE backup finished ${h(age)} ago; the limit is ${h(limit)}.`,
@@ -632,7 +632,7 @@ export const ruleCases: RuleCase[] = [
   // OpsBackupNeverSucceeded
   {
     alert: 'OpsBackupNeverSucceeded',
-    name: 'tickets when a tracked system has never had a COMPLETED backup',
+    name: 'pages when a tracked system has never had a COMPLETED backup',
     series: [
       s('ops_backup_tracking_installed', {}, `1x${min(c.backups.neverFor) + 10}`),
       s('ops_backup_ever_succeeded', { resource_type: 'MPANEL_CORE' }, `0x${min(c.backups.neverFor) + 10}`),
@@ -642,7 +642,7 @@ export const ruleCases: RuleCase[] = [
     evalTime: at(min(c.backups.neverFor) + 5),
     expected: [
       {
-        severity: 'warning',
+        severity: 'critical',
         labels: { resource_type: 'MPANEL_CORE' },
         summary: 'MPANEL_CORE has never been backed up.',
         description: 'Backup tracking is installed but has no COMPLETED backup of MPANEL_CORE at all.',
@@ -917,8 +917,8 @@ export const pagingScenarios: PagingScenario[] = [
       m.set(key('ops_provisioning_jobs_stuck', { type: 'hosting', status: 'RUNNING' }), `2x${n}`);
       m.set(key('ops_provisioning_failed_jobs_24h', { action: 'hosting.create', resource_type: 'WEBSITE' }), `4+1x${n}`);
     },
-    pages: [],
-    tickets: ['OpsProvisioningFailureSpike', 'OpsProvisioningJobsStuck'],
+    pages: ['OpsProvisioningJobsStuck'],
+    tickets: ['OpsProvisioningFailureSpike'],
   },
   {
     name: 'a surge of Shield BLOCKs',
@@ -949,8 +949,8 @@ export const pagingScenarios: PagingScenario[] = [
       m.set(key('ops_backup_ever_succeeded', { resource_type: 'MPANEL_CORE' }), `0x${n}`);
       m.delete(key('ops_backup_last_success_timestamp_seconds', { resource_type: 'MPANEL_CORE' }));
     },
-    pages: [],
-    tickets: ['OpsBackupNeverSucceeded', 'OpsBackupTooOld'],
+    pages: ['OpsBackupNeverSucceeded', 'OpsBackupTooOld'],
+    tickets: [],
   },
   {
     name: 'backup tracking not installed',
