@@ -67,7 +67,8 @@ export function parsePercent(metrics: unknown, key: string, invalid: InvalidCoun
     countInvalid(invalid, 'out_of_range');
     return undefined;
   }
-  return value / 100;
+  // toPrecision drops binary noise (24.6 / 100 = 0.24600000000000002).
+  return Number((value / 100).toPrecision(12));
 }
 
 /** Turns rows into node views: every expected node first (MISSING when absent), then the others. */

@@ -51,6 +51,8 @@ export async function createTestDatabase(label: string, opts: { migrate?: boolea
   const adminUrl = withDatabase(ADMIN_URL, name);
   if (opts.migrate !== false) await migrate(adminUrl);
   const admin = new pg.Pool({ connectionString: adminUrl, max: 4 });
+  // DROP DATABASE ... WITH (FORCE) terminates idle connections: not an error.
+  admin.on('error', () => undefined);
   const sql = await readFile(READONLY_SQL, 'utf8');
   const grantReader = async () => {
     // Role settings are cluster-wide: parallel test files re-running the
