@@ -20,6 +20,8 @@ import { setupDemoDatabase } from './setup.js';
 import { createSimulator, type Simulator } from './simulator.js';
 
 const LOCAL_REDIS = 'redis://127.0.0.1:6379';
+/** Where the exporter looks for Redis when the demo has none: a port nothing listens on. */
+const NO_REDIS = 'redis://127.0.0.1:1';
 
 /** Whether something answers PING at `url` within `timeoutMs`. */
 async function redisAnswers(url: string, timeoutMs = 500): Promise<boolean> {
@@ -96,9 +98,9 @@ async function main(): Promise<void> {
     LOG_LEVEL: 'warn',
     ...process.env,
     DATABASE_URL: exporterDatabaseUrl,
-    // With no Redis the queue source must say so, not vanish: point it at the
-    // local address, which does not answer.
-    REDIS_URL: redisUrl ?? LOCAL_REDIS,
+    // With no Redis the queue source must say so, not vanish: point it at an
+    // address that does not answer.
+    REDIS_URL: redisUrl ?? NO_REDIS,
     OPS_QUEUE_PREFIXES: 'bull',
     OPS_API_TOKENS: JSON.stringify([
       { name: 'demo', sha256: createHash('sha256').update(token).digest('hex'), scopes: ['ops:overview:read'] },
