@@ -7,7 +7,7 @@
  */
 import { KNOWN, UNKNOWN_LABEL } from '../catalog.js';
 import type { Database, DbTx } from '../db/client.js';
-import { knownLabel, SampleSet, type InvalidCounts, type Sample } from '../metrics/sample.js';
+import { countInvalid, knownLabel, SampleSet, type InvalidCounts, type Sample } from '../metrics/sample.js';
 import { ShieldWindow, type DecisionCountRow, type DecisionCounts, type WindowDelta, type WindowRecount } from './shield-window.js';
 import type { CollectContext, Source, SourceData } from './types.js';
 
@@ -165,8 +165,8 @@ export function groupKnown(rows: ReadonlyArray<{ value: string | null; count: nu
   for (const r of rows) {
     const label = knownLabel(r.value, known, {});
     out[label] = (out[label] ?? 0) + r.count;
-    if (r.value === null) invalid.null_value = (invalid.null_value ?? 0) + r.count;
-    else if (label === UNKNOWN_LABEL) invalid.unknown_value = (invalid.unknown_value ?? 0) + r.count;
+    if (r.value === null) countInvalid(invalid, 'null_value', r.count);
+    else if (label === UNKNOWN_LABEL) countInvalid(invalid, 'unknown_value', r.count);
   }
   return out;
 }

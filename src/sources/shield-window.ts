@@ -22,8 +22,8 @@
  *
  * This file holds the state machine and its arithmetic; security.ts reads.
  */
-import { UNKNOWN_LABEL } from '../catalog.js';
-import { knownLabel, type InvalidCounts } from '../metrics/sample.js';
+import { KNOWN, UNKNOWN_LABEL } from '../catalog.js';
+import { countInvalid as countInvalidValue, knownLabel, type InvalidCounts } from '../metrics/sample.js';
 
 /** Counts per decision label (known decisions and UNKNOWN). */
 export type DecisionCounts = Map<string, number>;
@@ -80,19 +80,17 @@ export interface ShieldWindowOptions {
   maxGaps: number;
 }
 
-function addInto(target: DecisionCounts, rows: readonly DecisionCountRow[], sign: 1 | -1, invalid: InvalidCounts | null): void {
-  const scratch: InvalidCounts = {};
+/** Adds (or subtracts) rows into counts by decision label. */
+function addInto(target: DecisionCounts, rows: readonly DecisionCountRow[], sign: 1 | -1): void {
   for (const r of rows) {
-    const label = knownLabel(r.decision, KNOWN_DECISIONS, invalid ?? scratch);
+    const label = knownLabel(r.decision, KNOWN.decision, {});
     target.set(label, (target.get(label) ?? 0) + sign * r.count);
   }
 }
 
-const KNOWN_DECISIONS = ['ALLOW', 'BLOCK', 'CHALLENGE', 'RATE_LIMITED'] as const;
-
 /** Zeroed counts for every decision label. */
 export function emptyDecisionCounts(): DecisionCounts {
-  return new Map([...KNOWN_DECISIONS, UNKNOWN_LABEL].map((d) => [d, 0]));
+  return new Map([...KNOWN.decision, UNKNOWN_LABEL].map((d) => [d, 0]));
 }
 
 /** Incrementally maintained 24 h window and since-start totals. */
@@ -137,11 +135,11 @@ export class ShieldWindow {
   /** Applies one incremental step read at `now` (see the file comment). */
   applyDelta(delta: WindowDelta, now: Date, invalid: InvalidCounts): void {
     if (this.start === null) throw new Error('ShieldWindow: recount before the first delta');
-    addInto(this.sinceStart, delta.enteredRows, 1, null);
-    addInto(this.sinceStart, delta.leftRows, -1, null);
-    addInto(this.totals, delta.insertedRows, 1, null);
+    addInto(this.sinceStart, delta.enteredRows, 1);
+    addInto(this.sinceStart, delta.leftRows, -1);
+    addInto(this.totals, delta.insertedRows, 1);
     this.future = emptyDecisionCounts();
-    addInto(this.future, delta.futureRows, 1, null);
+    addInto(this.future, delta.futureRows, 1);
     this.start = this.startFor(now);
     this.watermark = delta.maxId > this.watermark ? delta.maxId : this.watermark;
     this.gaps = this.nextGaps(delta, now.getTime());
@@ -155,7 +153,7 @@ export class ShieldWindow {
    */
   applyRecount(recount: WindowRecount, now: Date, invalid: InvalidCounts): void {
     const fresh = emptyDecisionCounts();
-    addInto(fresh, recount.sinceStart, 1, null);
+    addInto(fresh, recount.sinceStart, 1);
     if (this.start !== null) {
       const drift = emptyDecisionCounts();
       for (const [d, n] of fresh) drift.set(d, n - (this.sinceStart.get(d) ?? 0));
@@ -163,7 +161,7 @@ export class ShieldWindow {
     }
     this.sinceStart = fresh;
     this.future = emptyDecisionCounts();
-    addInto(this.future, recount.futureRows, 1, null);
+    addInto(this.future, recount.futureRows, 1);
     this.start = this.startFor(now);
     if (recount.maxId > this.watermark) this.watermark = recount.maxId;
     const t = now.getTime();
@@ -179,10 +177,11 @@ export class ShieldWindow {
     return out;
   }
 
+  /** Counts NULL and unknown decisions among `rows` (weighted by their counts). */
   private countInvalid(rows: readonly DecisionCountRow[], invalid: InvalidCounts): void {
     for (const r of rows) {
-      if (r.decision === null) invalid.null_value = (invalid.null_value ?? 0) + r.count;
-      else if (!(KNOWN_DECISIONS as readonly string[]).includes(r.decision)) invalid.unknown_value = (invalid.unknown_value ?? 0) + r.count;
+      if (r.decision === null) countInvalidValue(invalid, 'null_value', r.count);
+      else if (!(KNOWN.decision as readonly string[]).includes(r.decision)) countInvalidValue(invalid, 'unknown_value', r.count);
     }
   }
 
