@@ -38,7 +38,8 @@ export async function readMigrations(dir: string = MIGRATIONS_DIR): Promise<Migr
   );
 }
 
-const BOOKKEEPING_DDL = `
+/** Prisma Migrate's bookkeeping table, as its engine creates it for PostgreSQL. */
+export const BOOKKEEPING_DDL = `
 CREATE TABLE IF NOT EXISTS "_prisma_migrations" (
     "id"                    VARCHAR(36) PRIMARY KEY NOT NULL,
     "checksum"              VARCHAR(64) NOT NULL,
@@ -50,11 +51,63 @@ CREATE TABLE IF NOT EXISTS "_prisma_migrations" (
     "applied_steps_count"   INTEGER NOT NULL DEFAULT 0
 )`;
 
+/** What applying migrations needs from a connection (`pg` or PGlite). */
+export interface MigrationConnection {
+  query<R>(sql: string, params?: unknown[]): Promise<{ rows: R[] }>;
+  /** Runs a whole migration file as one script: one implicit transaction, as Prisma sends it. */
+  runScript(sql: string): Promise<void>;
+}
+
 /**
- * Applies the pending migrations to `databaseUrl`, each file as one query
- * (one implicit transaction). Refuses to go on while an earlier migration is
- * recorded as failed, as Prisma does.
+ * Applies the pending `migrations` over `conn`, with Prisma Migrate's
+ * bookkeeping. Refuses a non-empty database without migration history
+ * (Prisma's P3005) and goes no further while an earlier migration is
+ * recorded as failed (P3009).
  */
+export async function applyMigrations(conn: MigrationConnection, migrations: readonly Migration[]): Promise<MigrateResult> {
+  const { rows: state } = await conn.query<{ bookkeeping: boolean; tables: number }>(
+    `SELECT to_regclass('public."_prisma_migrations"') IS NOT NULL AS bookkeeping,
+            (SELECT count(*)::int FROM pg_tables WHERE schemaname = 'public') AS tables`,
+  );
+  if (!state[0]!.bookkeeping && state[0]!.tables > 0) {
+    throw new Error('the database schema is not empty and has no migration history (Prisma P3005); baseline it first');
+  }
+  await conn.query(BOOKKEEPING_DDL);
+  const { rows } = await conn.query<{ migration_name: string; finished_at: Date | null; rolled_back_at: Date | null }>(
+    'SELECT migration_name, finished_at, rolled_back_at FROM "_prisma_migrations"',
+  );
+  const failed = rows.filter((r) => r.finished_at === null && r.rolled_back_at === null);
+  if (failed.length > 0) {
+    throw new Error(
+      `migration ${failed.map((r) => r.migration_name).join(', ')} failed earlier; resolve it before applying more`,
+    );
+  }
+  const done = new Set(rows.filter((r) => r.rolled_back_at === null).map((r) => r.migration_name));
+  const result: MigrateResult = { applied: [], alreadyApplied: [] };
+  for (const m of migrations) {
+    if (done.has(m.name)) {
+      result.alreadyApplied.push(m.name);
+      continue;
+    }
+    const id = randomUUID();
+    await conn.query(
+      'INSERT INTO "_prisma_migrations" (id, checksum, migration_name, started_at, applied_steps_count) VALUES ($1, $2, $3, now(), 0)',
+      [id, m.checksum, m.name],
+    );
+    try {
+      await conn.runScript(m.sql);
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      await conn.query('UPDATE "_prisma_migrations" SET logs = $2 WHERE id = $1', [id, message]);
+      throw new Error(`migration ${m.name} failed: ${message}`);
+    }
+    await conn.query('UPDATE "_prisma_migrations" SET finished_at = now(), applied_steps_count = 1 WHERE id = $1', [id]);
+    result.applied.push(m.name);
+  }
+  return result;
+}
+
+/** Applies the pending migrations in `dir` to the PostgreSQL at `databaseUrl`. */
 export async function migrate(databaseUrl: string, dir: string = MIGRATIONS_DIR): Promise<MigrateResult> {
   const migrations = await readMigrations(dir);
   const client = new pg.Client({ connectionString: databaseUrl, application_name: 'ops-overview-migrate' });
@@ -62,54 +115,17 @@ export async function migrate(databaseUrl: string, dir: string = MIGRATIONS_DIR)
   try {
     // One migrator at a time per database, like Prisma's advisory lock.
     await client.query('SELECT pg_advisory_lock(72707369)');
-    // Like Prisma (P3005): never start migrating a database that already has
-    // tables but no migration history, e.g. a platform's own database.
-    const { rows: state } = await client.query<{ bookkeeping: boolean; tables: number }>(
-      `SELECT to_regclass('public."_prisma_migrations"') IS NOT NULL AS bookkeeping,
-              (SELECT count(*)::int FROM pg_tables WHERE schemaname = 'public') AS tables`,
+    return await applyMigrations(
+      {
+        query: async <R>(sql: string, params?: unknown[]) => ({ rows: (await client.query(sql, params)).rows as R[] }),
+        // A simple-protocol query: a multi-statement file runs as one implicit
+        // transaction, a single statement (CREATE INDEX CONCURRENTLY) outside any.
+        runScript: async (sql) => {
+          await client.query(sql);
+        },
+      },
+      migrations,
     );
-    if (!state[0]!.bookkeeping && state[0]!.tables > 0) {
-      throw new Error('the database schema is not empty and has no migration history (Prisma P3005); baseline it first');
-    }
-    await client.query(BOOKKEEPING_DDL);
-    const { rows } = await client.query<{ migration_name: string; finished_at: Date | null; rolled_back_at: Date | null }>(
-      'SELECT migration_name, finished_at, rolled_back_at FROM "_prisma_migrations"',
-    );
-    const failed = rows.filter((r) => r.finished_at === null && r.rolled_back_at === null);
-    if (failed.length > 0) {
-      throw new Error(
-        `migration ${failed.map((r) => r.migration_name).join(', ')} failed earlier; resolve it before applying more`,
-      );
-    }
-    const done = new Set(rows.filter((r) => r.rolled_back_at === null).map((r) => r.migration_name));
-    const result: MigrateResult = { applied: [], alreadyApplied: [] };
-    for (const m of migrations) {
-      if (done.has(m.name)) {
-        result.alreadyApplied.push(m.name);
-        continue;
-      }
-      const id = randomUUID();
-      await client.query(
-        'INSERT INTO "_prisma_migrations" (id, checksum, migration_name, started_at, applied_steps_count) VALUES ($1, $2, $3, now(), 0)',
-        [id, m.checksum, m.name],
-      );
-      try {
-        // One simple-protocol query, as Prisma sends it: a multi-statement
-        // file runs as one implicit transaction, a single statement (e.g.
-        // CREATE INDEX CONCURRENTLY) outside any.
-        await client.query(m.sql);
-      } catch (err) {
-        const message = err instanceof Error ? err.message : String(err);
-        await client.query('UPDATE "_prisma_migrations" SET logs = $2 WHERE id = $1', [id, message]);
-        throw new Error(`migration ${m.name} failed: ${message}`);
-      }
-      await client.query(
-        'UPDATE "_prisma_migrations" SET finished_at = now(), applied_steps_count = 1 WHERE id = $1',
-        [id],
-      );
-      result.applied.push(m.name);
-    }
-    return result;
   } finally {
     await client.query('SELECT pg_advisory_unlock(72707369)').catch(() => undefined);
     await client.end();

@@ -4,11 +4,10 @@
  * migrations, written by the simulator in-process and served to the exporter
  * over the PostgreSQL wire protocol (pglite-server.ts).
  */
-import { randomUUID } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
-import { MIGRATIONS_DIR, readMigrations, type MigrateResult } from '../db/migrate.js';
+import { applyMigrations, MIGRATIONS_DIR, readMigrations, type MigrateResult } from '../db/migrate.js';
 import type { DemoDb } from './demo-db.js';
 import { startPgliteServer, type PgliteServer, type PgliteServerOptions } from './pglite-server.js';
 import { SessionLock } from './session-lock.js';
@@ -42,61 +41,20 @@ export interface EmbeddedDatabase {
   close(): Promise<void>;
 }
 
-// Same table as src/db/migrate.ts (kept in step by hand: that file's DDL is not exported).
-const BOOKKEEPING_DDL = `
-CREATE TABLE IF NOT EXISTS "_prisma_migrations" (
-    "id"                    VARCHAR(36) PRIMARY KEY NOT NULL,
-    "checksum"              VARCHAR(64) NOT NULL,
-    "finished_at"           TIMESTAMPTZ,
-    "migration_name"        VARCHAR(255) NOT NULL,
-    "logs"                  TEXT,
-    "rolled_back_at"        TIMESTAMPTZ,
-    "started_at"            TIMESTAMPTZ NOT NULL DEFAULT now(),
-    "applied_steps_count"   INTEGER NOT NULL DEFAULT 0
-)`;
-
 /**
  * Applies pending migrations to a PGlite database with the same
- * `_prisma_migrations` bookkeeping and checksums as src/db/migrate.ts (which
- * speaks to PostgreSQL over `pg`): the PGlite twin of its `migrate()`.
+ * `_prisma_migrations` bookkeeping and checksums as `migrate()` on PostgreSQL.
  */
 export async function migratePglite(pglite: PGlite, dir: string = MIGRATIONS_DIR): Promise<MigrateResult> {
-  const migrations = await readMigrations(dir);
-  await pglite.exec(BOOKKEEPING_DDL);
-  const { rows } = await pglite.query<{ migration_name: string; finished_at: Date | null; rolled_back_at: Date | null }>(
-    'SELECT migration_name, finished_at, rolled_back_at FROM "_prisma_migrations"',
+  return applyMigrations(
+    {
+      query: async <R>(sql: string, params?: unknown[]) => ({ rows: (await pglite.query<R>(sql, params)).rows }),
+      runScript: (sql) => pglite.transaction(async (tx) => {
+        await tx.exec(sql);
+      }),
+    },
+    await readMigrations(dir),
   );
-  const failed = rows.filter((r) => r.finished_at === null && r.rolled_back_at === null);
-  if (failed.length > 0) {
-    throw new Error(
-      `migration ${failed.map((r) => r.migration_name).join(', ')} failed earlier; resolve it before applying more`,
-    );
-  }
-  const done = new Set(rows.filter((r) => r.rolled_back_at === null).map((r) => r.migration_name));
-  const result: MigrateResult = { applied: [], alreadyApplied: [] };
-  for (const m of migrations) {
-    if (done.has(m.name)) {
-      result.alreadyApplied.push(m.name);
-      continue;
-    }
-    const id = randomUUID();
-    await pglite.query(
-      'INSERT INTO "_prisma_migrations" (id, checksum, migration_name, started_at, applied_steps_count) VALUES ($1, $2, $3, now(), 0)',
-      [id, m.checksum, m.name],
-    );
-    try {
-      await pglite.transaction(async (tx) => {
-        await tx.exec(m.sql);
-      });
-    } catch (err) {
-      const message = err instanceof Error ? err.message : String(err);
-      await pglite.query('UPDATE "_prisma_migrations" SET logs = $2 WHERE id = $1', [id, message]);
-      throw new Error(`migration ${m.name} failed: ${message}`);
-    }
-    await pglite.query('UPDATE "_prisma_migrations" SET finished_at = now(), applied_steps_count = 1 WHERE id = $1', [id]);
-    result.applied.push(m.name);
-  }
-  return result;
 }
 
 /** A {@link DemoDb} on PGlite that takes the session lock for each statement. */
