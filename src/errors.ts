@@ -13,6 +13,7 @@ export const ERRORS = {
   OPS_BAD_REQUEST: { statusCode: 400, message: 'The request is malformed.' },
   OPS_PAYLOAD_TOO_LARGE: { statusCode: 413, message: 'The request is too large.' },
   OPS_HEADERS_TOO_LARGE: { statusCode: 431, message: 'The request headers are too large.' },
+  OPS_REQUEST_TIMEOUT: { statusCode: 408, message: 'The request took too long to arrive.' },
   OPS_RATE_LIMITED: { statusCode: 429, message: 'Too many requests; slow down.' },
   OPS_INTERNAL: { statusCode: 500, message: 'Internal error.' },
 } as const;

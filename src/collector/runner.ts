@@ -10,12 +10,18 @@
  * sees the same collection. The price is that data can be up to one interval
  * old; each source's collection time is exported so that is never hidden.
  */
+import { createHash } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
-import type { SourceName } from '../catalog.js';
+import { METRICS, type MetricKey, type SourceName } from '../catalog.js';
 import type { SourceScheduleConfig } from '../config.js';
-import type { InvalidCounts, Sample } from '../metrics/sample.js';
+import { countInvalid, type InvalidCounts, type Sample } from '../metrics/sample.js';
 import { redactText } from '../redact.js';
 import type { Source, SourceData } from '../sources/types.js';
+
+/** Longest label value served, characters; longer ones are cut (and stay distinct by a hash suffix). */
+export const MAX_LABEL_VALUE_LENGTH = 200;
+/** Most series one source may serve; beyond it series are dropped and counted. */
+export const MAX_SERIES_PER_SOURCE = 20_000;
 
 /** What the runner knows about one source. */
 export interface SourceState {
@@ -61,9 +67,59 @@ class TimeoutError extends Error {
 
 interface Entry extends ScheduledSource {
   state: SourceState;
-  /** The collection under way, until its I/O has really settled (even after a timeout). */
+  /** The collection under way, until its I/O has settled or been given up (never rejects). */
   inFlight?: Promise<void>;
   timer?: NodeJS.Timeout;
+}
+
+function shortHash(value: string): string {
+  return createHash('sha256').update(value).digest('hex').slice(0, 8);
+}
+
+/**
+ * Keeps only samples prom-client can serve: a known metric, exactly the
+ * catalog's label names with string values no longer than
+ * MAX_LABEL_VALUE_LENGTH, a finite number (and not negative for a counter),
+ * at most MAX_SERIES_PER_SOURCE of them. A sample prom-client would throw on
+ * fails the whole scrape (its registry gathers with Promise.all), so this is
+ * the last line between a source's bug or the database's garbage and
+ * /metrics. What is dropped is counted in `invalid` as wrong_type (one per
+ * sample) or label_overflow (beyond the series cap); a cut value once as
+ * label_overflow however many series carry it (pure).
+ */
+export function boundSamples(samples: readonly Sample[], invalid: InvalidCounts): Sample[] {
+  const out: Sample[] = [];
+  // A long value (one hostname) appears in several series: counted once.
+  const cut = new Set<string>();
+  for (const sample of samples) {
+    const def = sample && typeof sample === 'object' ? METRICS[sample.metric as MetricKey] : undefined;
+    if (!def || typeof sample.value !== 'number' || !Number.isFinite(sample.value) || (def.type === 'counter' && sample.value < 0)) {
+      countInvalid(invalid, 'wrong_type');
+      continue;
+    }
+    const raw = sample.labels && typeof sample.labels === 'object' ? sample.labels : {};
+    const names = Object.keys(raw);
+    if (names.length !== def.labels.length || !def.labels.every((l) => typeof raw[l] === 'string')) {
+      countInvalid(invalid, 'wrong_type');
+      continue;
+    }
+    let labels = raw;
+    for (const name of def.labels) {
+      const value = raw[name] as string;
+      if (value.length > MAX_LABEL_VALUE_LENGTH) {
+        if (labels === raw) labels = { ...raw };
+        labels[name] = `${value.slice(0, MAX_LABEL_VALUE_LENGTH - 10)}…${shortHash(value)}`;
+        if (!cut.has(value)) countInvalid(invalid, 'label_overflow');
+        cut.add(value);
+      }
+    }
+    if (out.length >= MAX_SERIES_PER_SOURCE) {
+      countInvalid(invalid, 'label_overflow');
+      continue;
+    }
+    out.push(labels === raw ? sample : { ...sample, labels });
+  }
+  return out;
 }
 
 /** Collects sources in the background; see the file comment. */
@@ -94,24 +150,51 @@ export class CollectionRunner {
     for (const entry of this.entries.values()) this.loop(entry);
   }
 
-  /** Stops scheduling and waits for the collections under way to settle. */
-  async stop(): Promise<void> {
+  /**
+   * Stops scheduling, waits for the collections under way to settle, at most
+   * `graceMs` (a hung database must not hold a shutdown; what is still
+   * pending then fails when the pools close, handled like any failure), and
+   * closes the sources.
+   */
+  async stop(graceMs = 2_000): Promise<void> {
     this.running = false;
     for (const entry of this.entries.values()) clearTimeout(entry.timer);
-    await Promise.all([...this.entries.values()].map((e) => e.inFlight));
-    await Promise.all([...this.entries.values()].map((e) => e.source.close?.()));
+    let grace: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all([...this.entries.values()].map((e) => e.inFlight)),
+      new Promise<void>((resolve) => {
+        grace = setTimeout(resolve, graceMs);
+        grace.unref();
+      }),
+    ]);
+    clearTimeout(grace);
+    await Promise.all(
+      [...this.entries.values()].map(async (e) => {
+        try {
+          await e.source.close?.();
+        } catch (err) {
+          this.options.logger.warn({ source: e.source.name, err: redactText(errorMessage(err), 300) }, `source ${e.source.name} failed to close`);
+        }
+      }),
+    );
   }
 
   /**
    * Collects `name` now, unless a collection of it is already under way, in
-   * which case this waits for that one: never two at once per source.
+   * which case this waits for that one: never two at once per source. The
+   * promise never rejects: a failure is recorded in the source's state.
    */
   collect(name: SourceName): Promise<void> {
     const entry = this.entries.get(name);
     if (!entry) throw new Error(`unknown source ${name}`);
-    entry.inFlight ??= this.run(entry).finally(() => {
-      entry.inFlight = undefined;
-    });
+    entry.inFlight ??= this.run(entry)
+      .catch((err: unknown) => {
+        // run() handles every failure of the source itself; this is a bug guard.
+        this.options.logger.error({ source: name, err: redactText(errorMessage(err), 300) }, 'collection runner error');
+      })
+      .finally(() => {
+        entry.inFlight = undefined;
+      });
     return entry.inFlight;
   }
 
@@ -149,27 +232,42 @@ export class CollectionRunner {
     const started = process.hrtime.bigint();
     state.lastAttemptAt = now;
     state.collections += 1;
-    const work = source.collect({ now, signal: controller.signal, timeoutMs });
+    let work: Promise<SourceData>;
+    try {
+      // A source that throws synchronously (or returns a non-promise) is
+      // handled exactly like one that rejects.
+      work = Promise.resolve(source.collect({ now, signal: controller.signal, timeoutMs }));
+    } catch (err) {
+      work = Promise.reject(err);
+    }
+    // Whatever happens below, a late rejection of `work` is handled here.
+    const settled = work.then(
+      () => true,
+      () => true,
+    );
     let timer: NodeJS.Timeout | undefined;
+    let timedOut = false;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
+        timedOut = true;
         controller.abort();
         reject(new TimeoutError(source.name, schedule.timeoutSeconds));
       }, timeoutMs);
     });
     try {
       const data = await Promise.race([work, timeout]);
-      const samples = source.samples(data);
+      const invalid: InvalidCounts = { ...(data.invalid ?? {}) };
+      const samples = boundSamples(source.samples(data), invalid);
       state.data = data;
       state.samples = samples;
-      state.invalid = data.invalid;
+      state.invalid = invalid;
       state.lastSuccessAt = now;
       state.lastError = undefined;
       if (!state.up) this.options.logger.info({ source: source.name }, `source ${source.name} is up`);
       state.up = true;
     } catch (err) {
       state.errors += 1;
-      const message = redactText(err instanceof Error ? err.message : String(err), 300);
+      const message = redactText(errorMessage(err), 300);
       const wasUp = state.up || state.collections === 1;
       const previous = state.lastError;
       state.up = false;
@@ -187,11 +285,34 @@ export class CollectionRunner {
       this.generation += 1;
       state.durationSeconds = Number(process.hrtime.bigint() - started) / 1e9;
     }
-    // Hold the slot until the I/O has settled, so a timed-out collection
-    // cannot pile up connections behind it.
-    await work.then(
-      () => undefined,
-      () => undefined,
-    );
+    if (!timedOut) return;
+    // Hold the slot until the timed-out I/O has settled, so a slow source
+    // cannot pile up connections behind it, but not forever: a source whose
+    // I/O never settles (a hung socket) is given up after one more timeout,
+    // so it is collected again rather than reported down for good.
+    let grace: NodeJS.Timeout | undefined;
+    const gaveUp = await Promise.race([
+      settled.then(() => false),
+      new Promise<boolean>((resolve) => {
+        grace = setTimeout(() => resolve(true), timeoutMs);
+        grace.unref();
+      }),
+    ]);
+    clearTimeout(grace);
+    if (gaveUp) {
+      this.options.logger.warn(
+        { source: source.name },
+        `source ${source.name}: a timed-out collection had not settled ${schedule.timeoutSeconds}s later; given up`,
+      );
+    }
+  }
+}
+
+function errorMessage(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  try {
+    return String(err);
+  } catch {
+    return 'unprintable error';
   }
 }

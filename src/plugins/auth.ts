@@ -11,7 +11,7 @@ import { createHash, createPublicKey, timingSafeEqual, type KeyObject } from 'no
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
-import { OVERVIEW_SCOPES, apiAuthConfigured, type Config } from '../config.js';
+import { ConfigError, OVERVIEW_SCOPES, apiAuthConfigured, type Config } from '../config.js';
 import { OpsError } from '../errors.js';
 
 /** Who made a request, once authenticated. */
@@ -87,15 +87,43 @@ function jwtVerifiers(config: Config): JwtVerifier[] {
     verifiers.push({ verify: async (t) => (await jwtVerify(t, key, { ...claims, algorithms: ['HS256'] })).payload });
   }
   if (config.auth.jwtPublicKey) {
-    const key: KeyObject = createPublicKey(config.auth.jwtPublicKey);
-    const algorithms = key.asymmetricKeyType === 'ec' ? ['ES256'] : ['RS256'];
-    verifiers.push({ verify: async (t) => (await jwtVerify(t, key, { ...claims, algorithms })).payload });
+    const { key, algorithm } = publicKey(config.auth.jwtPublicKey);
+    verifiers.push({ verify: async (t) => (await jwtVerify(t, key, { ...claims, algorithms: [algorithm] })).payload });
   }
   return verifiers;
 }
 
+/**
+ * Reads the JWT public key and the one algorithm it verifies: RS256 for an
+ * RSA key of 2048 bits or more, ES256 for an EC P-256 key. Anything else is a
+ * start-up error, not a 500 at the first request.
+ */
+function publicKey(pem: string): { key: KeyObject; algorithm: 'RS256' | 'ES256' } {
+  let key: KeyObject;
+  try {
+    key = createPublicKey(pem);
+  } catch {
+    throw new ConfigError('OPS_JWT_PUBLIC_KEY', 'is not a readable PEM public key');
+  }
+  const details = key.asymmetricKeyDetails ?? {};
+  if (key.asymmetricKeyType === 'rsa') {
+    if ((details.modulusLength ?? 0) < 2048) throw new ConfigError('OPS_JWT_PUBLIC_KEY', 'an RSA key must have at least 2048 bits (RS256)');
+    return { key, algorithm: 'RS256' };
+  }
+  if (key.asymmetricKeyType === 'ec') {
+    if (details.namedCurve !== 'prime256v1') throw new ConfigError('OPS_JWT_PUBLIC_KEY', 'an EC key must be on the P-256 curve (ES256)');
+    return { key, algorithm: 'ES256' };
+  }
+  throw new ConfigError('OPS_JWT_PUBLIC_KEY', `must be an RSA (RS256) or EC P-256 (ES256) key, got ${key.asymmetricKeyType ?? 'unknown'}`);
+}
+
 /** Authenticates `credential`; null when nothing accepts it. */
-async function authenticate(credential: string, config: Config, verifiers: JwtVerifier[]): Promise<Principal | null> {
+async function authenticate(
+  credential: string,
+  config: Config,
+  verifiers: JwtVerifier[],
+  onUnexpected: (err: unknown) => void,
+): Promise<Principal | null> {
   if (JWT_SHAPE.test(credential) && verifiers.length > 0) {
     for (const v of verifiers) {
       try {
@@ -103,8 +131,8 @@ async function authenticate(credential: string, config: Config, verifiers: JwtVe
         return { kind: 'jwt', name: typeof payload.sub === 'string' ? payload.sub.slice(0, 100) : 'jwt', scopes: jwtScopes(payload) };
       } catch (err) {
         // Wrong key or algorithm for this verifier: try the next. Anything else
-        // (expired, bad claims, bad signature) is a plain 401.
-        if (!(err instanceof joseErrors.JOSEError)) throw err;
+        // (expired, bad claims, bad signature) is a plain 401 in the end.
+        if (!(err instanceof joseErrors.JOSEError)) onUnexpected(err);
       }
     }
   }
@@ -136,7 +164,11 @@ export const authPlugin = fp(
       }
       if (!configured) throw new OpsError('OPS_AUTH_NOT_CONFIGURED');
       const credential = bearer(request);
-      const principal = credential ? await authenticate(credential, config, verifiers) : null;
+      const principal = credential
+        ? await authenticate(credential, config, verifiers, (err) =>
+            request.log.error({ err }, 'JWT verification failed unexpectedly; the request is refused'),
+          )
+        : null;
       if (!principal) {
         reply.header('WWW-Authenticate', 'Bearer realm="ops-overview"');
         throw new OpsError('OPS_UNAUTHORIZED');

@@ -40,7 +40,7 @@ export const collectionPlugin = fp(
   async (app, opts: CollectionPluginOptions) => {
     const { config } = opts;
     const db = new Database({ url: config.databaseUrl, poolMax: config.dbPoolMax });
-    const redis = createRedis(config.redisUrl, app.log);
+    const redis = createRedis(config.redisUrl, app.log, { commandTimeoutMs: config.sources.queues.timeoutSeconds * 1000 });
     const sources = opts.sources ? opts.sources({ db, redis }) : createSources(config, db, redis);
     const runner = new CollectionRunner(sources, { logger: app.log, now: opts.now });
     app.decorate('db', db);
@@ -48,6 +48,21 @@ export const collectionPlugin = fp(
     app.decorate('collection', runner);
     app.decorate('registries', createRegistries(runner, { version: VERSION }));
     if (opts.start !== false) app.addHook('onReady', async () => runner.start());
+    // Least privilege, checked once: say loudly when the role could write.
+    // Not awaited: a database that is down at start-up is reported by the sources.
+    app.addHook('onReady', async () => {
+      db.privileges(5_000).then(
+        (p) => {
+          if (p.superuser || p.writableTables.length > 0) {
+            app.log.warn(
+              { user: p.user, superuser: p.superuser, writableTables: p.writableTables.slice(0, 20) },
+              `the database role "${p.user}" can ${p.superuser ? 'do anything (superuser)' : 'write tables'}; run the exporter as a read-only role (sql/readonly-role.sql)`,
+            );
+          }
+        },
+        () => undefined,
+      );
+    });
     app.addHook('onClose', async () => {
       await runner.stop();
       await db.close();

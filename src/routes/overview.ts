@@ -2,7 +2,7 @@
  * GET /api/ops/overview (and its alias /api/ops/platform-overview): the whole
  * picture as one JSON document, from the same collection as /metrics.
  */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { errorBodySchema } from '../errors.js';
 import { OpsError } from '../errors.js';
 import { buildOverview } from '../overview.js';
@@ -115,10 +115,19 @@ export const overviewSchema = {
 } as const;
 
 export async function overviewRoutes(app: FastifyInstance, opts: { rateLimitPerMinute: number }): Promise<void> {
-  const handler = async () => {
-    const overview = buildOverview(app.collection.states());
-    if (!overview) throw new OpsError('OPS_NOT_READY');
-    return overview;
+  // Built and serialised (through the response schema) once per runner
+  // state, however many clients ask in between.
+  let built: { generation: number; json: ReturnType<FastifyReply['serialize']> | null } | null = null;
+  const handler = async (_request: FastifyRequest, reply: FastifyReply) => {
+    const generation = app.collection.generation;
+    if (!built || built.generation !== generation) {
+      const overview = buildOverview(app.collection.states());
+      built = { generation, json: overview ? reply.serialize(overview) : null };
+    }
+    const { json } = built;
+    if (json === null) throw new OpsError('OPS_NOT_READY');
+    // Operational data for authorised readers only: no cache may keep it.
+    return reply.header('Cache-Control', 'no-store').type('application/json; charset=utf-8').send(json);
   };
   const routeOptions = {
     preHandler: app.requireOverviewAccess,

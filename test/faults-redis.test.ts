@@ -1,0 +1,174 @@
+/**
+ * Redis killed and started again, and Redis hung (SIGSTOP), under a running
+ * exporter, on a Redis of the test's own: /metrics keeps answering, the
+ * queues source reports down while the database sources stay up, it
+ * recovers by itself, the reconnection loop neither floods the log nor
+ * blocks the event loop, and nothing escapes as an unhandled rejection.
+ */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { Queue } from 'bullmq';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestApp, waitFor, type TestApp } from './helpers/app.js';
+import { createTestDatabase, type TestDatabase } from './helpers/db.js';
+import { value } from './helpers/prom-text.js';
+import { createTestRedis, type TestRedis } from './helpers/redis.js';
+import { startRedisServer, type RedisServer } from './helpers/redis-server.js';
+
+const PREFIX = 'faultq';
+
+let server: RedisServer;
+let db: TestDatabase;
+let sharedRedis: TestRedis;
+let t: TestApp;
+const unhandled: unknown[] = [];
+const onUnhandled = (reason: unknown) => unhandled.push(reason);
+
+/** Adds `n` waiting jobs to queue `hosting` with BullMQ itself. */
+async function seedQueue(n: number): Promise<void> {
+  const queue = new Queue('hosting', { connection: { host: '127.0.0.1', port: server.port }, prefix: PREFIX });
+  await queue.addBulk(Array.from({ length: n }, (_, i) => ({ name: 'hosting.create', data: { i } })));
+  await queue.close();
+}
+
+async function metrics(): Promise<string> {
+  const started = performance.now();
+  const res = await t.app.inject('/metrics');
+  expect(res.statusCode).toBe(200);
+  // Generous: a scrape renders in milliseconds, but the test files share 2 cores.
+  expect(performance.now() - started).toBeLessThan(2_000);
+  return res.body;
+}
+
+const up = async (source: string) => value(await metrics(), 'ops_source_up', { source });
+
+/** Scrapes every 100 ms while `during` runs; returns every status. */
+async function scraping<T>(during: () => Promise<T>): Promise<number[]> {
+  const statuses: number[] = [];
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      statuses.push((await t.app.inject('/metrics')).statusCode);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  })();
+  try {
+    await during();
+  } finally {
+    running = false;
+    await loop;
+  }
+  return statuses;
+}
+
+beforeAll(async () => {
+  process.on('unhandledRejection', onUnhandled);
+  server = await startRedisServer();
+  db = await createTestDatabase('faults_redis');
+  sharedRedis = await createTestRedis('faults-redis');
+  await seedQueue(3);
+  t = await createTestApp('faults-redis', {
+    db,
+    redis: sharedRedis,
+    startCollection: true,
+    env: {
+      REDIS_URL: server.url,
+      OPS_QUEUE_PREFIXES: PREFIX,
+      OPS_COLLECT_INTERVAL_SECONDS: '1',
+      // The database sources get room (tests run in parallel on 2 cores);
+      // the queues source, the one under test, times out after 1 s.
+      OPS_COLLECT_TIMEOUT_SECONDS: '5',
+      OPS_QUEUES_TIMEOUT_SECONDS: '1',
+      OPS_QUEUE_DISCOVERY_INTERVAL_SECONDS: '1',
+    },
+  });
+  await waitFor(async () => (await up('queues')) === 1 && (await up('core_nodes')) === 1, 10_000, 'queues and core_nodes up');
+});
+
+afterAll(async () => {
+  process.off('unhandledRejection', onUnhandled);
+  await t?.close();
+  await db?.drop();
+  await sharedRedis?.cleanup();
+  await server?.destroy();
+  expect(unhandled).toEqual([]);
+});
+
+describe('Redis killed and started again', () => {
+  it('reports the queues source down, keeps everything else, and recovers without a restart', async () => {
+    expect(value(await metrics(), 'ops_queue_jobs', { prefix: PREFIX, queue: 'hosting', state: 'waiting' })).toBe(3);
+    t.logs.clear();
+    let reconnects = 0;
+    const onReconnecting = () => (reconnects += 1);
+    t.app.redis.on('reconnecting', onReconnecting);
+    const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+    loopDelay.enable();
+    const statuses = await scraping(async () => {
+      await server.kill('SIGKILL');
+      await waitFor(async () => (await up('queues')) === 0, 5_000, 'queues down');
+      const down = await metrics();
+      expect(value(down, 'ops_queue_jobs', { prefix: PREFIX, queue: 'hosting', state: 'waiting' })).toBeUndefined();
+      for (const s of ['core_nodes', 'provisioning', 'security', 'backups']) expect(value(down, 'ops_source_up', { source: s }), s).toBe(1);
+      expect((await t.app.inject('/readyz')).json()).toMatchObject({ sources: { queues: 'down', core_nodes: 'up' } });
+      // A few seconds of reconnection attempts.
+      await new Promise((r) => setTimeout(r, 4_000));
+    });
+    loopDelay.disable();
+    t.app.redis.off('reconnecting', onReconnecting);
+
+    expect(statuses.length).toBeGreaterThan(20);
+    expect(statuses.filter((s) => s !== 200)).toEqual([]);
+    // No reconnection storm: attempts back off (200 ms, 400 ms, ... capped at
+    // 2 s), about six in the ~5 s Redis is away.
+    expect(reconnects).toBeGreaterThanOrEqual(2);
+    expect(reconnects).toBeLessThanOrEqual(15);
+    // And they never block the event loop. Generous bounds: the test files
+    // share 2 cores, so this process is sometimes simply not scheduled.
+    expect(loopDelay.percentile(50) / 1e6).toBeLessThan(50);
+    expect(loopDelay.max / 1e6).toBeLessThan(1_000);
+    // One line for the connection, one for the source: not one per attempt.
+    const warnings = t.logs.lines().filter((l) => (l.level ?? 0) >= 40);
+    expect(warnings.map((l) => l.msg).sort()).toEqual([
+      'redis unreachable; the queues source is down until it answers (retrying)',
+      'source queues is down',
+    ]);
+    const errors = value(await metrics(), 'ops_source_errors_total', { source: 'queues' }) ?? 0;
+    expect(errors).toBeGreaterThanOrEqual(3);
+
+    t.logs.clear();
+    await server.start();
+    await seedQueue(5);
+    await waitFor(async () => (await up('queues')) === 1, 10_000, 'queues up again');
+    await waitFor(
+      async () => value(await metrics(), 'ops_queue_jobs', { prefix: PREFIX, queue: 'hosting', state: 'waiting' }) === 5,
+      5_000,
+      'the new queue content',
+    );
+    const lines = t.logs.lines();
+    expect(lines.filter((l) => l.msg === 'redis connected')).toHaveLength(1);
+    expect(lines.filter((l) => l.msg === 'source queues is up')).toHaveLength(1);
+    expect(unhandled).toEqual([]);
+  }, 40_000);
+});
+
+describe('Redis hung (SIGSTOP)', () => {
+  it('times the queues source out at its timeout, then recovers when Redis answers again', async () => {
+    // Independent of the test before: Redis running, the source up.
+    await server.start().catch(() => undefined);
+    await waitFor(async () => (await up('queues')) === 1, 10_000, 'queues up');
+    server.pause();
+    try {
+      // Every collection from now on waits on a server that does not answer.
+      await waitFor(() => /timed out/.test(t.app.collection.state('queues')?.lastError ?? ''), 8_000, 'a timed-out queues collection');
+      const state = t.app.collection.state('queues')!;
+      expect(state.up).toBe(false);
+      // The collection ends at its timeout (1 s), not at some socket timeout
+      // (generous for a loaded machine).
+      expect(state.durationSeconds).toBeLessThan(3);
+      expect(await up('core_nodes')).toBe(1);
+    } finally {
+      server.resume();
+    }
+    await waitFor(async () => (await up('queues')) === 1, 10_000, 'queues up after SIGCONT');
+    expect(unhandled).toEqual([]);
+  }, 30_000);
+});

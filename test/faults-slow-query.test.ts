@@ -1,0 +1,204 @@
+/**
+ * A slow database (a table locked by another session; pg_sleep behind a
+ * view, in one statement or spread over several): the source times out at
+ * its configured timeout, PostgreSQL stops the work at that moment too
+ * (nothing of the exporter keeps running on the server, checked in
+ * pg_stat_activity), the other sources and /metrics are unaffected, and the
+ * pool stays within its bound under repeated collections and probes.
+ */
+import pg from 'pg';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createTestApp, waitFor, type TestApp } from './helpers/app.js';
+import { sessions, type SessionRow } from './helpers/pg-cluster.js';
+import { value } from './helpers/prom-text.js';
+
+const POOL_MAX = 3;
+const TIMEOUT_S = 1;
+
+let t: TestApp;
+const unhandled: unknown[] = [];
+const onUnhandled = (reason: unknown) => unhandled.push(reason);
+
+const exporterSessions = () => sessions(t.db.adminUrl, t.db.name);
+
+/** Samples pg_stat_activity every 50 ms while `during` runs. */
+async function watchSessions<T>(during: () => Promise<T>): Promise<{ result: T; seen: SessionRow[][] }> {
+  const seen: SessionRow[][] = [];
+  let running = true;
+  const poll = (async () => {
+    while (running) {
+      seen.push(await exporterSessions());
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  })();
+  try {
+    return { result: await during(), seen };
+  } finally {
+    running = false;
+    await poll;
+  }
+}
+
+/**
+ * Slack over the timeout. On the server's side (how long a statement of the
+ * exporter runs, from pg_stat_activity) PostgreSQL's own timers bound it
+ * tightly; on the exporter's side (when a collection returns) the test files
+ * share 2 cores, a load test among them, so the process may wait for a CPU.
+ * What is told apart is "about the timeout" from 30 s of pg_sleep.
+ */
+const SERVER_SLACK_S = 0.5;
+const CLIENT_SLACK_S = 2.5;
+
+/** The longest any exporter statement had been running in `seen`, seconds. */
+const longestActive = (seen: SessionRow[][]) => Math.max(0, ...seen.flat().filter((r) => r.state === 'active').map((r) => r.seconds));
+
+async function metrics(): Promise<string> {
+  const started = performance.now();
+  const res = await t.app.inject('/metrics');
+  expect(res.statusCode).toBe(200);
+  // Generous: a scrape renders in milliseconds, but the test files share 2 cores.
+  expect(performance.now() - started).toBeLessThan(2_000);
+  return res.body;
+}
+
+beforeAll(async () => {
+  process.on('unhandledRejection', onUnhandled);
+  t = await createTestApp('faults_slow', {
+    env: { OPS_COLLECT_TIMEOUT_SECONDS: String(TIMEOUT_S), OPS_COLLECT_INTERVAL_SECONDS: '1', OPS_DB_POOL_MAX: String(POOL_MAX) },
+  });
+  await t.db.admin.query(`
+    INSERT INTO "CoreNode" (id, hostname, role, status, "updatedAt") VALUES ('n1', 'SRV1-WEB', 'WEB', 'ONLINE', now());
+    INSERT INTO "ShieldPolicy" (id, name, mode, "updatedAt") VALUES ('p1', 'default', 'ENFORCE', now());
+    INSERT INTO "GuardianFinding" (id, severity, status, title) VALUES ('f1', 'HIGH', 'OPEN', 'x');`);
+  await t.app.collection.collectAll();
+});
+
+afterEach(() => {
+  expect(unhandled).toEqual([]);
+});
+
+afterAll(async () => {
+  process.off('unhandledRejection', onUnhandled);
+  await t?.close();
+});
+
+describe('a table locked by another session', () => {
+  it('times the source out at its timeout, cancels its wait on the server, and leaves the rest alone', async () => {
+    const locker = new pg.Client({ connectionString: t.db.adminUrl });
+    await locker.connect();
+    let started = false;
+    try {
+      await locker.query('BEGIN; LOCK TABLE "CoreNode" IN ACCESS EXCLUSIVE MODE');
+      t.app.collection.start();
+      started = true;
+      const { seen } = await watchSessions(async () => {
+        await waitFor(() => (t.app.collection.state('core_nodes')?.errors ?? 0) >= 3, 10_000, 'three timed-out collections');
+        // Probes in a burst share one database ping.
+        const probes = await Promise.all(Array.from({ length: 50 }, () => t.app.inject('/readyz')));
+        expect(new Set(probes.map((p) => p.statusCode)).size).toBe(1);
+      });
+      const state = t.app.collection.state('core_nodes')!;
+      expect(state.up).toBe(false);
+      expect(state.lastError).toMatch(/timed out after 1s|lock timeout|canceling statement/);
+      expect(state.durationSeconds).toBeGreaterThanOrEqual(TIMEOUT_S * 0.9);
+      expect(state.durationSeconds).toBeLessThan(TIMEOUT_S + CLIENT_SLACK_S);
+
+      const text = await metrics();
+      expect(value(text, 'ops_source_up', { source: 'core_nodes' })).toBe(0);
+      for (const s of ['queues', 'provisioning', 'security', 'backups']) expect(value(text, 'ops_source_up', { source: s }), s).toBe(1);
+
+      // Never more connections than the pool allows, never a statement past its timeout.
+      expect(Math.max(...seen.map((rows) => rows.length))).toBeLessThanOrEqual(POOL_MAX);
+      expect(longestActive(seen)).toBeLessThan(TIMEOUT_S + SERVER_SLACK_S);
+      expect(seen.flat().filter((r) => r.state === 'idle in transaction (aborted)')).toEqual([]);
+    } finally {
+      await locker.query('ROLLBACK');
+      await locker.end();
+      if (!started) await t.app.collection.stop();
+    }
+    try {
+      await waitFor(() => t.app.collection.state('core_nodes')?.up === true, 5_000, 'core_nodes to recover');
+    } finally {
+      await t.app.collection.stop();
+    }
+  });
+});
+
+describe('pg_sleep behind a view', () => {
+  async function replaceWithSlowView(table: string, seconds: number): Promise<void> {
+    await t.db.admin.query(`
+      ALTER TABLE "${table}" RENAME TO "${table}_data";
+      CREATE VIEW "${table}" AS SELECT d.* FROM "${table}_data" d, LATERAL (SELECT pg_sleep(${seconds})) s;`);
+    await t.db.grantReader();
+  }
+
+  async function restore(table: string): Promise<void> {
+    await t.db.admin.query(`DROP VIEW IF EXISTS "${table}"; ALTER TABLE "${table}_data" RENAME TO "${table}";`);
+    // The script granted the view and took back what the renamed table had.
+    await t.db.grantReader();
+  }
+
+  it('one slow statement: cancelled by statement_timeout at the timeout', async () => {
+    await replaceWithSlowView('ShieldPolicy', 30);
+    try {
+      const started = performance.now();
+      const { seen } = await watchSessions(() => t.app.collection.collect('security'));
+      // collect() returns once the I/O has settled: the server stopped at the timeout.
+      expect(performance.now() - started).toBeLessThan((TIMEOUT_S + CLIENT_SLACK_S) * 1000);
+      expect(t.app.collection.state('security')?.up).toBe(false);
+      expect(longestActive(seen)).toBeLessThan(TIMEOUT_S + SERVER_SLACK_S);
+      expect((await exporterSessions()).filter((r) => r.state !== 'idle')).toEqual([]);
+      expect(value(await metrics(), 'ops_source_up', { source: 'core_nodes' })).toBe(1);
+    } finally {
+      await restore('ShieldPolicy');
+    }
+  });
+
+  it('several statements each under the timeout: the one running at the deadline is cancelled, no further one starts', async () => {
+    // Its own exporter with a 4 s timeout: the first statement sleeps 3.5 s,
+    // the second would sleep on to its own statement_timeout (7.5 s in all)
+    // without the cancel at the deadline.
+    const slow = await createTestApp('faults_slow', { db: t.db, redis: t.redis, env: { OPS_COLLECT_TIMEOUT_SECONDS: '4' } });
+    await replaceWithSlowView('ShieldPolicy', 3.5);
+    await replaceWithSlowView('GuardianFinding', 30);
+    try {
+      const started = performance.now();
+      const { seen } = await watchSessions(() => slow.app.collection.collect('security'));
+      // collect() returns once the I/O has settled.
+      expect(performance.now() - started).toBeLessThan((4 + CLIENT_SLACK_S - 0.5) * 1000);
+      const state = slow.app.collection.state('security')!;
+      expect(state.up).toBe(false);
+      expect(state.lastError).toMatch(/timed out after 4s/);
+      // The second statement ran from 3.5 s to the deadline, not on to 7.5 s.
+      expect(longestActive(seen)).toBeLessThan(3.5 + SERVER_SLACK_S);
+      expect((await exporterSessions()).filter((r) => r.state !== 'idle')).toEqual([]);
+    } finally {
+      await restore('ShieldPolicy');
+      await restore('GuardianFinding');
+    }
+    try {
+      await slow.app.collection.collect('security');
+      expect(slow.app.collection.state('security')?.up).toBe(true);
+    } finally {
+      await slow.app.close();
+    }
+  });
+
+  it('ten timed-out collections in a row never grow the pool', async () => {
+    await replaceWithSlowView('CoreNode', 30);
+    try {
+      const { seen } = await watchSessions(async () => {
+        for (let i = 0; i < 10; i++) {
+          // Scrapes in between never touch the database.
+          await Promise.all([t.app.collection.collect('core_nodes'), t.app.collection.collect('backups'), metrics()]);
+        }
+      });
+      expect(t.app.collection.state('core_nodes')?.errors).toBeGreaterThanOrEqual(10);
+      expect(Math.max(...seen.map((rows) => rows.length))).toBeLessThanOrEqual(POOL_MAX);
+      expect(t.app.db.connections).toBeLessThanOrEqual(POOL_MAX);
+      expect(longestActive(seen)).toBeLessThan(TIMEOUT_S + SERVER_SLACK_S);
+    } finally {
+      await restore('CoreNode');
+    }
+  }, 60_000);
+});
