@@ -64,27 +64,38 @@ export function createRegistries(runner: CollectionRunner, options: RegistryOpti
     buildInfo: (m) => (m as Gauge).set({ version: options.version, nodejs: process.version }, 1),
   };
 
-  for (const [key, def] of Object.entries(METRICS) as Array<[MetricKey, (typeof METRICS)[MetricKey]]>) {
-    const fill = selfMetrics[key];
-    const common = { name: def.name, help: def.help, labelNames: [...def.labels], registers };
-    if (def.type === 'counter') {
-      new Counter({
-        ...common,
-        collect(this: Counter) {
-          this.reset();
-          if (fill) fill(this);
-          else for (const s of samplesFor(key)) this.inc(s.labels, s.value);
-        },
-      });
-    } else {
-      new Gauge({
-        ...common,
-        collect(this: Gauge) {
-          this.reset();
-          if (fill) fill(this);
-          else for (const s of samplesFor(key)) this.set(s.labels, s.value);
-        },
-      });
+  // One set of metric objects per registry: prom-client's OpenMetrics
+  // serialiser renames a counter object in place (dropping `_total`), which
+  // would corrupt the text format if the objects were shared.
+  for (const register of registers) {
+    for (const [key, def] of Object.entries(METRICS) as Array<[MetricKey, (typeof METRICS)[MetricKey]]>) {
+      const fill = selfMetrics[key];
+      const common = { name: def.name, help: def.help, labelNames: [...def.labels], registers: [register] };
+      // reset() leaves a label-less gauge at 0, which would read as a value
+      // ("not installed") while its source is down: remove it instead.
+      const clear = (m: Counter | Gauge) => {
+        m.reset();
+        if (def.labels.length === 0) m.remove();
+      };
+      if (def.type === 'counter') {
+        new Counter({
+          ...common,
+          collect(this: Counter) {
+            clear(this);
+            if (fill) fill(this);
+            else for (const s of samplesFor(key)) this.inc(s.labels, s.value);
+          },
+        });
+      } else {
+        new Gauge({
+          ...common,
+          collect(this: Gauge) {
+            clear(this);
+            if (fill) fill(this);
+            else for (const s of samplesFor(key)) this.set(s.labels, s.value);
+          },
+        });
+      }
     }
   }
   return { prometheus, openMetrics: openMetrics as ExporterRegistries['openMetrics'] };
