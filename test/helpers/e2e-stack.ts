@@ -1,0 +1,394 @@
+/**
+ * The whole alerting path for the end-to-end tests: the exporter (in-process,
+ * on a test database and Redis prefix), the real Prometheus and Alertmanager
+ * from Debian running the bundle's own prometheus.yml, rule files and
+ * alertmanager.yml, and a webhook receiver standing in for every receiver's
+ * integrations.
+ *
+ * The bundle's files are rewritten in three ways only:
+ * - time is compressed: every duration (scrape and evaluation intervals,
+ *   scrape timeouts, rule groups' intervals, alerts' `for:`, range and
+ *   subquery selectors and offsets inside expressions, Alertmanager's
+ *   group_wait / group_interval / repeat_interval / resolve_timeout) is
+ *   divided by {@link TIME_COMPRESSION}, rounded to the millisecond. Numbers
+ *   in expressions that are not durations (`> 90000`, `> 600`: data
+ *   thresholds in seconds) are left alone;
+ * - target addresses point at this test's processes (job names unchanged);
+ * - each receiver keeps its name, but its integrations (PagerDuty, Slack,
+ *   the dead man's switch) become one webhook to the test's receiver, under
+ *   `/<receiver name>`, with the `send_resolved` of the integration it replaces.
+ * Prometheus's `--rules.alert.resend-delay` (a flag, default 1m) is compressed too.
+ * Expressions, labels, annotations, routes, matchers and inhibitions stay as
+ * generated.
+ */
+import { writeFileSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import { join } from 'node:path';
+import { parser } from '@prometheus-io/lezer-promql';
+import type { FastifyInstance } from 'fastify';
+import { parse, stringify } from 'yaml';
+import { REPO_ROOT } from '../../monitoring/generate.js';
+import { EXPORTER_JOB, RULE_FILES } from '../../monitoring/stack.js';
+import type { TestDatabase } from './db.js';
+import { buildTestExporter } from './exporter.js';
+import { startDaemon, tempDir, waitFor, type Daemon } from './monitoring-tools.js';
+import type { TestRedis } from './redis.js';
+
+/** Every duration of the bundle is divided by this: 30 s scrapes become 500 ms, `for: 5m` becomes 5 s. */
+export const TIME_COMPRESSION = 60;
+
+const UNIT_MS: Record<string, number> = { y: 365 * 86_400_000, w: 7 * 86_400_000, d: 86_400_000, h: 3_600_000, m: 60_000, s: 1_000, ms: 1 };
+const DURATION = /^(?:\d+(?:ms|[ywdhms]))+$/;
+
+/** Milliseconds of a Prometheus duration (`1h30m`, `500ms`; a bare number is seconds, as PromQL reads it). */
+export function parseDuration(text: string): number {
+  const t = text.trim();
+  if (/^\d+(?:\.\d+)?$/.test(t)) return Number(t) * 1000;
+  if (!DURATION.test(t)) throw new Error(`not a duration: ${JSON.stringify(text)}`);
+  let ms = 0;
+  for (const m of t.matchAll(/(\d+)(ms|[ywdhms])/g)) ms += Number(m[1]) * UNIT_MS[m[2]!]!;
+  return ms;
+}
+
+/** A duration in milliseconds written as Prometheus and Alertmanager parse it (`12m`, `1m30s`, `417ms`). */
+export function formatDuration(ms: number): string {
+  let rest = Math.round(ms);
+  if (rest === 0) return '0s';
+  let out = '';
+  for (const unit of ['h', 'm', 's', 'ms'] as const) {
+    const n = Math.floor(rest / UNIT_MS[unit]!);
+    if (n > 0) out += `${n}${unit}`;
+    rest -= n * UNIT_MS[unit]!;
+  }
+  return out;
+}
+
+/** A duration divided by {@link TIME_COMPRESSION}. */
+export function compressDuration(text: string): string {
+  return formatDuration(parseDuration(text) / TIME_COMPRESSION);
+}
+
+/**
+ * An expression with the durations of its range selectors, subqueries and
+ * offsets compressed, found with Prometheus's own PromQL grammar (so numbers
+ * compared with, and text inside label matchers, are never touched).
+ */
+export function compressExpr(expr: string): string {
+  const spans: { from: number; to: number }[] = [];
+  parser.parse(expr).iterate({
+    enter(ref) {
+      if (ref.type.isError) throw new Error(`cannot parse ${JSON.stringify(expr)} at ${ref.from}`);
+      if (ref.name === 'NumberDurationLiteralInDurationContext') spans.push({ from: ref.from, to: ref.to });
+    },
+  });
+  let out = expr;
+  for (const s of spans.sort((a, b) => b.from - a.from)) out = out.slice(0, s.from) + compressDuration(out.slice(s.from, s.to)) + out.slice(s.to);
+  return out;
+}
+
+/** Keys whose value is a duration, in prometheus.yml, rule files and alertmanager.yml. */
+const DURATION_KEYS = new Set(['scrape_interval', 'scrape_timeout', 'evaluation_interval', 'interval', 'for', 'keep_firing_for', 'group_wait', 'group_interval', 'repeat_interval', 'resolve_timeout']);
+/** Maps whose keys and values are the user's (alert labels, annotations): never rewritten or inspected. */
+const OPAQUE_KEYS = new Set(['labels', 'annotations']);
+
+/**
+ * Compresses every duration-valued key of a configuration document in place,
+ * and fails on any other string that looks like a duration: a setting this
+ * helper does not know would otherwise stay uncompressed unnoticed.
+ */
+function compressDurations(node: unknown, where: string): void {
+  if (Array.isArray(node)) {
+    node.forEach((v, i) => compressDurations(v, `${where}[${i}]`));
+    return;
+  }
+  if (node === null || typeof node !== 'object') return;
+  const obj = node as Record<string, unknown>;
+  for (const [key, value] of Object.entries(obj)) {
+    if (OPAQUE_KEYS.has(key) || key === 'expr') continue;
+    if (DURATION_KEYS.has(key)) {
+      if (typeof value !== 'string') throw new Error(`${where}.${key}: expected a duration, got ${JSON.stringify(value)}`);
+      obj[key] = compressDuration(value);
+    } else if (typeof value === 'string' && DURATION.test(value)) {
+      throw new Error(`${where}.${key} = ${value} looks like a duration this helper does not compress; add its key to DURATION_KEYS`);
+    } else {
+      compressDurations(value, `${where}.${key}`);
+    }
+  }
+}
+
+interface RuleFile {
+  groups: { name: string; interval?: string; rules: { alert?: string; record?: string; expr: string; for?: string }[] }[];
+}
+
+/** A rule file with its durations compressed (intervals, `for:`, selectors in expressions). */
+export function compressRuleFile(doc: RuleFile): RuleFile {
+  const out = structuredClone(doc);
+  compressDurations(out, 'rules');
+  for (const g of out.groups) for (const r of g.rules) r.expr = compressExpr(r.expr);
+  return out;
+}
+
+interface PrometheusDoc {
+  global?: Record<string, unknown>;
+  rule_files?: string[];
+  alerting?: { alertmanagers: { static_configs: { targets: string[] }[] }[] };
+  scrape_configs: { job_name: string; static_configs?: { targets: string[] }[] }[];
+}
+
+/** Where the test's processes listen, by the bundle's job name. */
+export interface StackTargets {
+  exporter: string;
+  prometheus: string;
+  alertmanager: string;
+}
+
+/** prometheus.yml compressed, its targets pointed at the test's processes and its rule files at the compressed copies. */
+export function compressPrometheusConfig(doc: PrometheusDoc, targets: StackTargets, ruleFiles: string[]): PrometheusDoc {
+  const out = structuredClone(doc);
+  compressDurations(out, 'prometheus.yml');
+  out.rule_files = ruleFiles;
+  for (const am of out.alerting?.alertmanagers ?? []) am.static_configs = am.static_configs.map(() => ({ targets: [targets.alertmanager] }));
+  const byJob: Record<string, string> = { [EXPORTER_JOB]: targets.exporter, prometheus: targets.prometheus, alertmanager: targets.alertmanager };
+  for (const s of out.scrape_configs) {
+    const target = byJob[s.job_name];
+    if (!target) throw new Error(`prometheus.yml: no test target for scrape job ${s.job_name}`);
+    s.static_configs = (s.static_configs ?? []).map(() => ({ targets: [target] }));
+  }
+  return out;
+}
+
+interface AlertmanagerDoc {
+  receivers: ({ name: string } & Record<string, unknown>)[];
+}
+
+/** alertmanager.yml compressed, every receiver's integrations replaced by one webhook to `webhookBase/<receiver>`. */
+export function compressAlertmanagerConfig(doc: AlertmanagerDoc, webhookBase: string): AlertmanagerDoc {
+  const out = structuredClone(doc);
+  out.receivers = out.receivers.map((r) => {
+    const integrations = Object.entries(r).filter(([k]) => k.endsWith('_configs')).flatMap(([, v]) => v as { send_resolved?: boolean }[]);
+    if (integrations.length === 0) throw new Error(`alertmanager.yml: receiver ${r.name} has no integration`);
+    return { name: r.name, webhook_configs: [{ url: `${webhookBase}/${r.name}`, send_resolved: integrations.some((i) => i.send_resolved === true) }] };
+  });
+  compressDurations(out, 'alertmanager.yml');
+  return out;
+}
+
+// ---- the webhook receiver ---------------------------------------------------
+
+/** One alert of a webhook notification (Alertmanager's payload version 4). */
+export interface WebhookAlert {
+  status: 'firing' | 'resolved';
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+  startsAt: string;
+  endsAt: string;
+  fingerprint: string;
+}
+
+/** A webhook notification as Alertmanager posts it. */
+export interface WebhookPayload {
+  version: string;
+  groupKey: string;
+  status: 'firing' | 'resolved';
+  receiver: string;
+  groupLabels: Record<string, string>;
+  commonLabels: Record<string, string>;
+  alerts: WebhookAlert[];
+}
+
+/** A notification the receiver got, with the URL path it was posted to and when (ms since epoch). */
+export interface Notification {
+  path: string;
+  receivedAt: number;
+  payload: WebhookPayload;
+}
+
+/** An HTTP server that records every notification posted to it. */
+export interface WebhookReceiver {
+  /** http://127.0.0.1:<port> */
+  base: string;
+  notifications: Notification[];
+  /**
+   * Waits for a notification to `receiver`, received at or after `since`,
+   * holding an alert whose labels are exactly `labels` with `status`;
+   * returns that notification.
+   */
+  waitForAlert(receiver: string, labels: Record<string, string>, status: 'firing' | 'resolved', since: number, timeoutMs: number): Promise<Notification>;
+  close(): Promise<void>;
+}
+
+const sameLabels = (a: Record<string, string>, b: Record<string, string>) =>
+  Object.keys(a).length === Object.keys(b).length && Object.entries(b).every(([k, v]) => a[k] === v);
+
+/** Starts a webhook receiver on a free loopback port. */
+export async function startWebhookReceiver(): Promise<WebhookReceiver> {
+  const notifications: Notification[] = [];
+  const server: Server = createServer((req, res) => {
+    let body = '';
+    req.setEncoding('utf8');
+    req.on('data', (chunk: string) => (body += chunk));
+    req.on('end', () => {
+      try {
+        notifications.push({ path: req.url ?? '', receivedAt: Date.now(), payload: JSON.parse(body) as WebhookPayload });
+        res.writeHead(200).end();
+      } catch {
+        res.writeHead(400).end();
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  const base = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+  return {
+    base,
+    notifications,
+    waitForAlert(receiver, labels, status, since, timeoutMs) {
+      return waitFor(
+        `${status} ${JSON.stringify(labels)} at ${receiver} (got: ${JSON.stringify(notifications.map((n) => [n.payload.receiver, n.payload.status, n.payload.alerts.map((a) => a.labels.alertname)]))})`,
+        async () =>
+          notifications.find(
+            (n) => n.receivedAt >= since && n.payload.receiver === receiver && n.payload.alerts.some((a) => a.status === status && sameLabels(a.labels, labels)),
+          ),
+        timeoutMs,
+        100,
+      );
+    },
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+// ---- the stack ----------------------------------------------------------------
+
+/** An alert as Prometheus's /api/v1/alerts lists it. */
+export interface PromAlert {
+  labels: Record<string, string>;
+  state: 'pending' | 'firing';
+}
+
+/** One series of an instant query's answer. */
+export interface PromSample {
+  metric: Record<string, string>;
+  value: [number, string];
+}
+
+/** The running stack. */
+export interface E2EStack {
+  /** Base URLs. */
+  prometheus: string;
+  alertmanager: string;
+  receiver: WebhookReceiver;
+  exporter: FastifyInstance;
+  /** When the stack was started (ms since epoch). */
+  startedAt: number;
+  /** An instant query; throws when Prometheus answers with an error. */
+  query(expr: string): Promise<PromSample[]>;
+  /** Values of a label over the series matching `match`. */
+  labelValues(label: string, match: string): Promise<string[]>;
+  /** Pending and firing alerts in Prometheus. */
+  alerts(): Promise<PromAlert[]>;
+  /** Stops everything this helper started (the database and Redis prefix stay the caller's). */
+  stop(): Promise<void>;
+}
+
+/** Options of {@link startE2EStack}. */
+export interface E2EStackOptions {
+  label: string;
+  db: TestDatabase;
+  redis: TestRedis;
+  /** Extra exporter environment (e.g. OPS_STUCK_THRESHOLD_SECONDS). */
+  exporterEnv?: Record<string, string>;
+}
+
+async function getJson<T>(url: string, init?: RequestInit): Promise<T> {
+  const res = await fetch(url, init);
+  const body = (await res.json()) as { status: string; error?: string; data: T };
+  if (body.status !== 'success') throw new Error(`${url}: ${body.error ?? res.status}`);
+  return body.data;
+}
+
+/**
+ * Starts the webhook receiver, Alertmanager, the exporter and Prometheus
+ * (in that order: each needs the address of the one before), with the
+ * bundle's configuration compressed as this file's header says.
+ */
+export async function startE2EStack(opts: E2EStackOptions): Promise<E2EStack> {
+  const stoppers: (() => Promise<unknown>)[] = [];
+  const stopAll = async () => {
+    for (const stop of stoppers.reverse()) await stop().catch(() => undefined);
+    stoppers.length = 0;
+  };
+  try {
+    const dir = await tempDir(`e2e-${opts.label}`);
+    stoppers.push(dir.cleanup);
+    const receiver = await startWebhookReceiver();
+    stoppers.push(receiver.close);
+
+    const amDoc = compressAlertmanagerConfig(parse(await readFile(join(REPO_ROOT, 'alertmanager/alertmanager.yml'), 'utf8')) as AlertmanagerDoc, receiver.base);
+    const amConfig = join(dir.path, 'alertmanager.yml');
+    await writeFile(amConfig, stringify(amDoc));
+    const am: Daemon = await startDaemon('prometheus-alertmanager', (port, attempt) => [
+      `--config.file=${amConfig}`,
+      `--storage.path=${join(dir.path, `am-${attempt}`)}`,
+      `--web.listen-address=127.0.0.1:${port}`,
+      '--cluster.listen-address=',
+    ]);
+    stoppers.push(am.stop);
+
+    const exporter = await buildTestExporter({
+      db: opts.db,
+      redis: opts.redis,
+      startCollection: true,
+      env: { OPS_COLLECT_INTERVAL_SECONDS: '1', OPS_QUEUE_DISCOVERY_INTERVAL_SECONDS: '1', ...opts.exporterEnv },
+    });
+    stoppers.push(() => exporter.close());
+    await exporter.listen({ port: 0, host: '127.0.0.1' });
+    const exporterAddress = exporter.server.address();
+    const exporterTarget = `127.0.0.1:${typeof exporterAddress === 'object' && exporterAddress ? exporterAddress.port : 0}`;
+
+    const ruleFiles: string[] = [];
+    for (const f of RULE_FILES) {
+      const out = join(dir.path, f.replace('rules/', ''));
+      await writeFile(out, stringify(compressRuleFile(parse(await readFile(join(REPO_ROOT, 'prometheus', f), 'utf8')) as RuleFile)));
+      ruleFiles.push(out);
+    }
+    const promSource = parse(await readFile(join(REPO_ROOT, 'prometheus/prometheus.yml'), 'utf8')) as PrometheusDoc;
+    const startedAt = Date.now();
+    const prometheus = await startDaemon('prometheus', (port, attempt) => {
+      const file = join(dir.path, `prometheus-${attempt}.yml`);
+      const targets = { exporter: exporterTarget, prometheus: `127.0.0.1:${port}`, alertmanager: am.base.replace('http://', '') };
+      writeFileSync(file, stringify(compressPrometheusConfig(promSource, targets, ruleFiles)));
+      return [
+        `--config.file=${file}`,
+        `--storage.tsdb.path=${join(dir.path, `tsdb-${attempt}`)}`,
+        `--web.listen-address=127.0.0.1:${port}`,
+        // Prometheus's own default (1m), compressed like the rest: a firing alert sent before the
+        // notifier had found Alertmanager would otherwise only be sent again a minute later.
+        `--rules.alert.resend-delay=${compressDuration('1m')}`,
+      ];
+    });
+    stoppers.push(prometheus.stop);
+
+    return {
+      prometheus: prometheus.base,
+      alertmanager: am.base,
+      receiver,
+      exporter,
+      startedAt,
+      async query(expr) {
+        const data = await getJson<{ resultType: string; result: PromSample[] }>(`${prometheus.base}/api/v1/query`, { method: 'POST', body: new URLSearchParams({ query: expr }) });
+        return data.result;
+      },
+      labelValues(label, match) {
+        return getJson<string[]>(`${prometheus.base}/api/v1/label/${label}/values?${new URLSearchParams({ 'match[]': match })}`);
+      },
+      async alerts() {
+        return (await getJson<{ alerts: PromAlert[] }>(`${prometheus.base}/api/v1/alerts`)).alerts;
+      },
+      stop: stopAll,
+    };
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+}
