@@ -120,7 +120,8 @@ function str(env: Env, name: string): string | undefined {
 function num(env: Env, name: string, fallback: number, min: number, max: number, integer = false): number {
   const raw = str(env, name);
   if (raw === undefined) return fallback;
-  const n = Number(raw);
+  // Plain decimal only: Number() would also read 0x50, 1e3 and 0b1010.
+  const n = /^[+-]?(\d+\.?\d*|\.\d+)$/.test(raw) ? Number(raw) : Number.NaN;
   if (!Number.isFinite(n) || (integer && !Number.isInteger(n))) {
     throw new ConfigError(name, `must be ${integer ? 'an integer' : 'a number'}, got "${raw.slice(0, 40)}"`);
   }

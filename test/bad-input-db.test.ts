@@ -136,7 +136,7 @@ const cases: Case[] = [
     },
   },
   {
-    name: 'lastMetricsAt in the future and before 1970: served as read, counted bad_timestamp',
+    name: 'lastMetricsAt in the future is unknown (it would hide staleness), before 1970 served as read; both counted bad_timestamp',
     source: 'core_nodes',
     seed:
       node('n1', "'SRV1-WEB'", 'WEB', 'ONLINE', null, at(DAY)) +
@@ -144,7 +144,8 @@ const cases: Case[] = [
       node('n3', "'DNS-CORE'", 'DNS', 'ONLINE', null, "'1970-01-01 00:00:00'::timestamp") +
       node('n4', "'DB-CORE'", 'DATABASE', 'ONLINE', null, at(60_000)),
     check: ({ text, overview, invalid }) => {
-      expect(value(text, 'ops_core_node_metrics_timestamp_seconds', { node: 'SRV1-WEB' })).toBe((NOW.getTime() + DAY) / 1000);
+      expect(value(text, 'ops_core_node_metrics_timestamp_seconds', { node: 'SRV1-WEB' })).toBeUndefined();
+      expect(overview.coreNodes.find((n: { label: string }) => n.label === 'SRV1-WEB')).not.toHaveProperty('lastMetricsAt');
       expect(value(text, 'ops_core_node_metrics_timestamp_seconds', { node: 'MAIL-CORE' })).toBe(S_1960);
       expect(value(text, 'ops_core_node_metrics_timestamp_seconds', { node: 'DNS-CORE' })).toBe(0);
       expect(value(text, 'ops_core_node_metrics_timestamp_seconds', { node: 'DB-CORE' })).toBe((NOW.getTime() + 60_000) / 1000);

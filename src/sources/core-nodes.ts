@@ -71,6 +71,9 @@ export function parsePercent(metrics: unknown, key: string, invalid: InvalidCoun
   return Number((value / 100).toPrecision(12));
 }
 
+/** How far in the future a metrics timestamp may be (clock skew between hosts), ms. */
+const CLOCK_SKEW_MS = 300_000;
+
 /** Turns rows into node views: every expected node first (MISSING when absent), then the others. */
 export function mapCoreNodes(rows: readonly CoreNodeRow[], options: Pick<CoreNodesOptions, 'expectedNodes'>, now: Date): CoreNodesData {
   const invalid: InvalidCounts = {};
@@ -79,8 +82,13 @@ export function mapCoreNodes(rows: readonly CoreNodeRow[], options: Pick<CoreNod
   const view = (row: CoreNodeRow): CoreNodeView => {
     const metricsIsObject = row.metrics !== null && typeof row.metrics === 'object' && !Array.isArray(row.metrics);
     if (row.metrics !== null && !metricsIsObject) countInvalid(invalid, 'wrong_type');
-    const lastMetricsAt = row.lastMetricsAt ?? undefined;
-    if (lastMetricsAt && (lastMetricsAt.getTime() > now.getTime() + 300_000 || lastMetricsAt.getTime() < 0)) {
+    let lastMetricsAt = row.lastMetricsAt ?? undefined;
+    // A sample "written" in the future (beyond clock skew) would make a stale
+    // node look fresh: unknown. One before 1970 is served: it reads as stale.
+    if (lastMetricsAt && lastMetricsAt.getTime() > now.getTime() + CLOCK_SKEW_MS) {
+      countInvalid(invalid, 'bad_timestamp');
+      lastMetricsAt = undefined;
+    } else if (lastMetricsAt && lastMetricsAt.getTime() < 0) {
       countInvalid(invalid, 'bad_timestamp');
     }
     return {

@@ -96,13 +96,18 @@ for _ = 1, tonumber(ARGV[1]) do
   local band = math.floor(tonumber(r[2]) / 4294967296)
   minScore = string.format('%.0f', (band + 1) * 4294967296)
 end
+-- tonumber() accepts "NaN" and "inf": only finite values are times.
+local function finite(x)
+  if x and x == x and x > -math.huge and x < math.huge then return x end
+  return nil
+end
 local oldest = -1
 local bad = 0
 for _, id in ipairs(candidates) do
   local h = rcall('HMGET', p .. id, 'timestamp', 'delay')
-  local ts = tonumber(h[1])
+  local ts = finite(tonumber(h[1]))
   if ts then
-    local at = ts + (tonumber(h[2]) or 0)
+    local at = ts + (finite(tonumber(h[2])) or 0)
     if oldest < 0 or at < oldest then oldest = at end
   elseif rcall('EXISTS', p .. id) == 1 then
     bad = bad + 1
@@ -209,17 +214,30 @@ export function queuesSource(redis: Redis, options: QueuesOptions): Source<Queue
   }
   let known: Array<{ prefix: string; name: string }> = [];
   let discoveredAt = -Infinity;
+  /** Keys found by the last discovery whose queue name is not UTF-8 (unreadable as a label). */
+  let undecodable = 0;
 
   async function discover(signal: AbortSignal): Promise<Array<{ prefix: string; name: string }>> {
     const found: Array<{ prefix: string; name: string }> = [];
+    const utf8 = new TextDecoder('utf-8', { fatal: true });
+    undecodable = 0;
     for (const prefix of options.prefixes) {
       let cursor = '0';
       do {
         if (signal.aborted) throw new Error('queue discovery timed out');
         // SCAN with a pattern and a type: never KEYS, never one call over the whole keyspace.
-        const [next, keys] = await client.scan(cursor, 'MATCH', `${prefix}:*:meta`, 'COUNT', 1000, 'TYPE', 'hash');
-        cursor = next;
-        for (const key of keys) found.push({ prefix, name: key.slice(prefix.length + 1, -':meta'.length) });
+        const [next, keys] = await client.scanBuffer(cursor, 'MATCH', `${prefix}:*:meta`, 'COUNT', 1000, 'TYPE', 'hash');
+        cursor = next.toString();
+        for (const raw of keys) {
+          let key: string;
+          try {
+            key = utf8.decode(raw);
+          } catch {
+            undecodable += 1;
+            continue;
+          }
+          found.push({ prefix, name: key.slice(prefix.length + 1, -':meta'.length) });
+        }
       } while (cursor !== '0');
     }
     const unique = new Map(found.map((q) => [queueKey(q.prefix, q.name), q]));
@@ -236,6 +254,7 @@ export function queuesSource(redis: Redis, options: QueuesOptions): Source<Queue
         known = await discover(ctx.signal);
         discoveredAt = ctx.now.getTime();
       }
+      if (undecodable > 0) countInvalid(invalid, 'wrong_type', undecodable);
       const pipeline = client.pipeline();
       for (const q of known) (pipeline as unknown as RedisWithStats).opsQueueStats(`${q.prefix}:${q.name}:`, options.maxPriorityLevels);
       pipeline.client('LIST');
@@ -247,7 +266,14 @@ export function queuesSource(redis: Redis, options: QueuesOptions): Source<Queue
       const workers = listReply && !listReply[0] && typeof listReply[1] === 'string' ? countWorkers(listReply[1], known) : null;
       known.forEach((q, i) => {
         const [err, reply] = replies[i] ?? [new Error('no reply'), null];
-        if (err) throw err;
+        if (err) {
+          // One damaged queue (a key of the wrong type) is counted and
+          // skipped; the other queues are still reported.
+          if (!/WRONGTYPE/.test(err.message)) throw err;
+          countInvalid(invalid, 'wrong_type');
+          stillThere.push(q);
+          return;
+        }
         const r = reply as unknown[];
         // A queue whose meta hash disappeared is forgotten until rediscovered.
         if (Number(r[0]) === 1) stillThere.push(q);
