@@ -12,6 +12,7 @@ import { stringify } from 'yaml';
 import { alertmanagerDocument } from './alertmanager.js';
 import { exporterDashboard } from './dashboards/exporter.js';
 import { overviewDashboard } from './dashboards/overview.js';
+import { demoAlertmanagerConfig } from '../src/demo/alertmanager-demo.js';
 import { alertRulesDocument, recordingRulesDocument } from './rules.js';
 import { grafanaDashboardProviderDocument, grafanaDatasourcesDocument, prometheusDocument, RULE_FILES } from './stack.js';
 
@@ -35,6 +36,7 @@ function jsonFile(doc: object): string {
 /** Every generated file: repository-relative path -> content. */
 export function renderAll(): Map<string, string> {
   const [recordingFile, alertsFile] = RULE_FILES;
+  const alertmanager = yamlFile(alertmanagerDocument());
   return new Map<string, string>([
     ['grafana/dashboards/ops-overview.json', jsonFile(overviewDashboard())],
     ['grafana/dashboards/ops-overview-exporter.json', jsonFile(exporterDashboard())],
@@ -43,7 +45,9 @@ export function renderAll(): Map<string, string> {
     ['prometheus/prometheus.yml', yamlFile(prometheusDocument())],
     [`prometheus/${recordingFile}`, yamlFile(recordingRulesDocument())],
     [`prometheus/${alertsFile}`, yamlFile(alertRulesDocument())],
-    ['alertmanager/alertmanager.yml', yamlFile(alertmanagerDocument())],
+    ['alertmanager/alertmanager.yml', alertmanager],
+    // The compose demo's copy: same routes, receivers posting to its webhook logger.
+    ['docker/alertmanager/alertmanager.demo.yml', demoAlertmanagerConfig(alertmanager)],
   ]);
 }
 

@@ -277,7 +277,7 @@ describe('the stack and the monitoring bundle', () => {
 
   it('pages into the webhook logger with the bundle\'s own routes (demo Alertmanager config in step)', () => {
     const demo = readFileSync(DEMO_ALERTMANAGER_CONFIG, 'utf8');
-    expect(demo, 'run `npx tsx src/demo/alertmanager-demo.ts`').toBe(demoAlertmanagerConfig(readFileSync(SOURCE_ALERTMANAGER_CONFIG, 'utf8')));
+    expect(demo, 'run `npm run generate`').toBe(demoAlertmanagerConfig(readFileSync(SOURCE_ALERTMANAGER_CONFIG, 'utf8')));
     const doc = YAML.parse(demo) as { receivers: Array<{ name: string; webhook_configs: Array<{ url: string }> }> };
     const pager = doc.receivers.find((r) => r.name === 'ops-pager');
     expect(pager?.webhook_configs[0]?.url).toBe('http://webhook-logger:9099/alerts/ops-pager');
