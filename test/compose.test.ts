@@ -208,15 +208,18 @@ describe('the exporter service', () => {
     expect(env.OPS_EXPECTED_NODES!.split(',')).toEqual(['SRV1-WEB', 'MAIL-CORE', 'DNS-CORE', 'CLOUD-CORE', 'MIGRAGUARD-QUANTUM', 'DB-CORE', 'MPANEL-CORE', 'VOIP-CORE']);
   });
 
-  it('has a Dockerfile that installs with npm ci, runs as a non-root user and starts with npm start', () => {
+  it('has a Dockerfile that installs with npm ci, builds, runs as a non-root user and starts the compiled exporter', () => {
     const dockerfile = readFileSync(rel('Dockerfile'), 'utf8');
     expect(dockerfile).toMatch(/^RUN npm ci\b/m);
     const users = [...dockerfile.matchAll(/^USER\s+(\S+)/gm)].map((m) => m[1]);
     expect(users.at(-1)).toBe('node');
-    expect(dockerfile).toMatch(/^CMD \["npm", "start"\]$/m);
+    expect(dockerfile).toMatch(/npm run build/);
+    // What `npm start` runs after its build step.
+    const start = (JSON.parse(readFileSync(rel('package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts.start;
+    expect(dockerfile).toContain(`CMD ${JSON.stringify(start!.split(' '))}`.replace(/","/g, '", "'));
     expect(dockerfile).toMatch(/^EXPOSE 9471$/m);
     const ignore = readFileSync(rel('.dockerignore'), 'utf8').split('\n');
-    for (const entry of ['node_modules', '.git', '*.env', '.demo-data', 'src/generated']) expect(ignore).toContain(entry);
+    for (const entry of ['node_modules', '.git', '*.env', '.demo-data', 'src/generated', 'dist']) expect(ignore).toContain(entry);
   });
 });
 
