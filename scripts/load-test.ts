@@ -65,7 +65,7 @@ export async function seed(db: TestDatabase, redis: TestRedis, d: LoadDataset): 
   }
 }
 
-/** The exporter in a child process: `node --import tsx src/main.ts`. */
+/** The exporter in a child process: `node dist/main.js` (as `npm start`) or `node --import tsx src/main.ts`. */
 export interface ExporterProcess {
   child: ChildProcess;
   port: number;
@@ -84,10 +84,16 @@ function get(port: number, url: string): Promise<number> {
   });
 }
 
-export async function startExporter(db: TestDatabase, redis: TestRedis, env: Record<string, string> = {}): Promise<ExporterProcess> {
+export async function startExporter(
+  db: TestDatabase,
+  redis: TestRedis,
+  env: Record<string, string> = {},
+  /** Run the build `npm start` runs (dist/, built by the caller) instead of the sources through tsx. */
+  compiled = false,
+): Promise<ExporterProcess> {
   const port = await freePort();
   const token = makeToken('load', ['ops:overview:read']);
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+  const child = spawn(process.execPath, compiled ? ['dist/main.js'] : ['--import', 'tsx', 'src/main.ts'], {
     cwd: ROOT,
     env: {
       PATH: process.env.PATH ?? '',
@@ -225,7 +231,10 @@ async function main(): Promise<void> {
   try {
     console.error(`seeding ${JSON.stringify(DEFAULT_DATASET)} ...`);
     await seed(db, redis, DEFAULT_DATASET);
-    e = await startExporter(db, redis);
+    // The code `npm start` runs: build it first.
+    const build = spawnSync('npm', ['run', '-s', 'build'], { cwd: ROOT, stdio: 'inherit' });
+    if (build.status !== 0) throw new Error('npm run build failed');
+    e = await startExporter(db, redis, {}, true);
     const runs: LoadRun[] = [];
     for (const [label, url] of [['/metrics', '/metrics'], ['/api/ops/overview', '/api/ops/overview']] as const) {
       for (const connections of [10, 100]) {
