@@ -268,3 +268,59 @@ describe('a Redis that stops', () => {
     expect(ready.json().sources.queues).toBe('down');
   });
 });
+
+describe('queue discovery in a large keyspace', () => {
+  let redis: TestRedis;
+  beforeAll(async () => {
+    redis = await createTestRedis('discovery');
+    // 20,000 keys that are not queues, and three queues, under one prefix.
+    const filler = redis.client.pipeline();
+    for (let i = 0; i < 20_000; i++) filler.set(`${redis.prefix}:cache:${i}`, 'x');
+    await filler.exec();
+    for (const name of ['a', 'b', 'c']) {
+      const q = new Queue(name, { connection, prefix: redis.prefix });
+      await q.add('x', {});
+      await q.close();
+    }
+  });
+  afterAll(async () => {
+    await redis?.cleanup();
+  });
+
+  it('spends at most its SCAN budget per collection and finds every queue over several', async () => {
+    const { queuesSource } = await import('../src/sources/queues.js');
+    const { Redis } = await import('ioredis');
+    const client = new Redis(redis.url);
+    let calls = 0;
+    const scan = client.scanBuffer.bind(client);
+    client.scanBuffer = ((...args: Parameters<typeof scan>) => {
+      calls += 1;
+      return scan(...args);
+    }) as typeof client.scanBuffer;
+    try {
+      const source = queuesSource(client, { prefixes: [redis.prefix], discoveryIntervalSeconds: 3600, maxPriorityLevels: 8, scanCallsPerCollection: 1 });
+      const seen: number[] = [];
+      // The shared Redis holds other tests' keys too: a pass takes as many calls as the keyspace needs.
+      for (let i = 0; i < 200 && seen.at(-1) !== 3; i++) {
+        calls = 0;
+        const data = await source.collect({ now: new Date(), signal: new AbortController().signal, timeoutMs: 5000 });
+        expect(calls).toBeLessThanOrEqual(1);
+        seen.push(data.queues.length);
+      }
+      // Found progressively (one call sees ~1,000 of 20,000 keys), never lost, all three in the end.
+      expect(seen.at(-1)).toBe(3);
+      expect(seen.every((n, i) => i === 0 || n >= seen[i - 1]!)).toBe(true);
+      expect(seen[0]).toBeLessThan(3);
+      // Finish the pass; then no SCAN until the next discovery interval.
+      for (let i = 0; i < 1000 && calls > 0; i++) {
+        calls = 0;
+        await source.collect({ now: new Date(), signal: new AbortController().signal, timeoutMs: 5000 });
+      }
+      calls = 0;
+      await source.collect({ now: new Date(), signal: new AbortController().signal, timeoutMs: 5000 });
+      expect(calls).toBe(0);
+    } finally {
+      client.disconnect();
+    }
+  });
+});

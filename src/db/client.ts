@@ -118,12 +118,16 @@ export class Database {
       return await this.prisma.$transaction(
         async (tx) => {
           // One round trip: the backend (to cancel it at the deadline) and the
-          // transaction's settings; set_config(..., true) is SET LOCAL.
+          // transaction's settings; set_config(..., true) is SET LOCAL. JIT is
+          // off: it compiles for row estimates that grow with history (the
+          // late-commit id probe at 30M events) and costs more than these
+          // small queries take to run.
           const [row] = await tx.$queryRawUnsafe<Array<{ pid: number }>>(
             `SELECT pg_backend_pid() AS pid,
                     set_config('transaction_read_only', 'on', true),
                     set_config('statement_timeout', $1, true),
-                    set_config('lock_timeout', $1, true)`,
+                    set_config('lock_timeout', $1, true),
+                    set_config('jit', 'off', true)`,
             String(ms),
           );
           backend = [...this.clients].find((c) => c.processID === row?.pid);

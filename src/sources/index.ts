@@ -17,6 +17,11 @@ import type { Source, SourceData } from './types.js';
 const MAX_CORE_NODES = 5000;
 /** Priority levels inspected per queue for its oldest prioritized job. */
 const MAX_PRIORITY_LEVELS = 64;
+/**
+ * SCAN calls per collection for queue discovery: about 10,000 keys and under
+ * 10 ms of Redis time; a million-key Redis is covered in 100 collections.
+ */
+const SCAN_CALLS_PER_COLLECTION = 10;
 
 /** The five sources, in display order, with their schedules. */
 export function createSources(config: Config, db: Database, redis: Redis): ScheduledSource[] {
@@ -26,6 +31,7 @@ export function createSources(config: Config, db: Database, redis: Redis): Sched
       prefixes: config.queuePrefixes,
       discoveryIntervalSeconds: config.queueDiscoveryIntervalSeconds,
       maxPriorityLevels: MAX_PRIORITY_LEVELS,
+      scanCallsPerCollection: SCAN_CALLS_PER_COLLECTION,
     }) as Source<SourceData>,
     provisioningSource(db, {
       stuckThresholdSeconds: config.stuckThresholdSeconds,

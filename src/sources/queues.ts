@@ -3,8 +3,9 @@
  * waiting job was enqueued, the workers connected and whether it is paused.
  *
  * Queues are discovered, not configured: a SCAN for `<prefix>:*:meta` hashes
- * (BullMQ writes that hash with every job added), repeated on a slow schedule
- * and cached; a queue whose meta hash is gone drops out at once. Every known
+ * (BullMQ writes that hash with every job added), repeated on a slow schedule,
+ * a bounded number of calls per collection, and cached; a queue whose meta
+ * hash is gone drops out at once. Every known
  * queue is then read by one Lua script, all of them in one pipelined round
  * trip, plus one CLIENT LIST for the workers. BullMQ's own getJobCounts() is
  * one script per queue and per call, and its getWorkersCount() one CLIENT LIST
@@ -19,8 +20,10 @@ import type { CollectContext, Source, SourceData } from './types.js';
 export interface QueuesOptions {
   /** BullMQ key prefixes to discover queues under (BullMQ's default is `bull`). */
   prefixes: readonly string[];
-  /** Seconds between two discoveries (SCANs); known queues are read every collection. */
+  /** Seconds between the starts of two discovery passes (SCANs); known queues are read every collection. */
   discoveryIntervalSeconds: number;
+  /** SCAN calls (of COUNT 1000) one collection may spend on discovery. */
+  scanCallsPerCollection: number;
   /** Priority levels inspected at most per queue when looking for the oldest prioritized job. */
   maxPriorityLevels: number;
 }
@@ -213,35 +216,56 @@ export function queuesSource(redis: Redis, options: QueuesOptions): Source<Queue
     client.defineCommand('opsQueueStats', { numberOfKeys: 1, lua: QUEUE_STATS_LUA });
   }
   let known: Array<{ prefix: string; name: string }> = [];
-  let discoveredAt = -Infinity;
-  /** Keys found by the last discovery whose queue name is not UTF-8 (unreadable as a label). */
+  /** The discovery pass under way: where its SCAN stands. */
+  let pass: { prefixIndex: number; cursor: string; undecodable: number } | null = null;
+  let passStartedAt = -Infinity;
+  /** Keys found by the last complete pass whose queue name is not UTF-8 (unusable as a label). */
   let undecodable = 0;
+  const utf8 = new TextDecoder('utf-8', { fatal: true });
 
-  async function discover(signal: AbortSignal): Promise<Array<{ prefix: string; name: string }>> {
-    const found: Array<{ prefix: string; name: string }> = [];
-    const utf8 = new TextDecoder('utf-8', { fatal: true });
-    undecodable = 0;
-    for (const prefix of options.prefixes) {
-      let cursor = '0';
-      do {
-        if (signal.aborted) throw new Error('queue discovery timed out');
-        // SCAN with a pattern and a type: never KEYS, never one call over the whole keyspace.
-        const [next, keys] = await client.scanBuffer(cursor, 'MATCH', `${prefix}:*:meta`, 'COUNT', 1000, 'TYPE', 'hash');
-        cursor = next.toString();
-        for (const raw of keys) {
-          let key: string;
-          try {
-            key = utf8.decode(raw);
-          } catch {
-            undecodable += 1;
-            continue;
-          }
-          found.push({ prefix, name: key.slice(prefix.length + 1, -':meta'.length) });
-        }
-      } while (cursor !== '0');
+  const addKnown = (q: { prefix: string; name: string }) => {
+    if (known.some((k) => k.prefix === q.prefix && k.name === q.name)) return;
+    known.push(q);
+    known.sort((a, b) => (a.prefix + a.name < b.prefix + b.name ? -1 : 1));
+  };
+
+  /**
+   * Advances discovery by at most `scanCallsPerCollection` SCAN calls. A pass
+   * over a keyspace of millions of keys spans several collections instead of
+   * stalling one (each call is bounded; a whole pass is O(keyspace)); queues
+   * are known as soon as their key is seen. A new pass starts once the last
+   * one is done and the discovery interval has passed.
+   */
+  async function discoverStep(nowMs: number, signal: AbortSignal): Promise<void> {
+    if (!pass) {
+      if (nowMs - passStartedAt < options.discoveryIntervalSeconds * 1000) return;
+      pass = { prefixIndex: 0, cursor: '0', undecodable: 0 };
+      passStartedAt = nowMs;
     }
-    const unique = new Map(found.map((q) => [queueKey(q.prefix, q.name), q]));
-    return [...unique.values()].sort((a, b) => (a.prefix + a.name < b.prefix + b.name ? -1 : 1));
+    for (let calls = 0; pass && calls < options.scanCallsPerCollection; calls++) {
+      if (signal.aborted) throw new Error('queue discovery timed out');
+      const prefix = options.prefixes[pass.prefixIndex]!;
+      // SCAN with a pattern and a type: never KEYS, never one call over the whole keyspace.
+      const [next, keys] = await client.scanBuffer(pass.cursor, 'MATCH', `${prefix}:*:meta`, 'COUNT', 1000, 'TYPE', 'hash');
+      for (const raw of keys) {
+        let key: string;
+        try {
+          key = utf8.decode(raw);
+        } catch {
+          pass.undecodable += 1;
+          continue;
+        }
+        addKnown({ prefix, name: key.slice(prefix.length + 1, -':meta'.length) });
+      }
+      pass.cursor = next.toString();
+      if (pass.cursor === '0') {
+        pass.prefixIndex += 1;
+        if (pass.prefixIndex >= options.prefixes.length) {
+          undecodable = pass.undecodable;
+          pass = null;
+        }
+      }
+    }
   }
 
   return {
@@ -250,10 +274,7 @@ export function queuesSource(redis: Redis, options: QueuesOptions): Source<Queue
     async collect(ctx: CollectContext): Promise<QueuesData> {
       await whenConnected(client, ctx.signal);
       const invalid: InvalidCounts = {};
-      if (ctx.now.getTime() - discoveredAt >= options.discoveryIntervalSeconds * 1000) {
-        known = await discover(ctx.signal);
-        discoveredAt = ctx.now.getTime();
-      }
+      await discoverStep(ctx.now.getTime(), ctx.signal);
       if (undecodable > 0) countInvalid(invalid, 'wrong_type', undecodable);
       const pipeline = client.pipeline();
       for (const q of known) (pipeline as unknown as RedisWithStats).opsQueueStats(`${q.prefix}:${q.name}:`, options.maxPriorityLevels);

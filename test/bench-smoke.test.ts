@@ -1,0 +1,167 @@
+/**
+ * The benchmark's dataset generator produces exactly the rows and queues it
+ * claims (at the tiny scale), and its output parsers read what the tools
+ * print. No timing is asserted here: timings live in `npm run bench` only.
+ */
+import { Queue } from 'bullmq';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expectedCounts, loadTables, SCALES, TABLES } from '../bench/dataset.js';
+import { parseMetrics } from '../bench/exporter-process.js';
+import { ownerOf, readPlans } from '../bench/db-stats.js';
+import { parseWrk } from '../bench/http-load.js';
+import { parseInfo } from '../bench/redis-stats.js';
+import { expectedQueueCounts, expectedWorkers, generateQueues, jobsInQueue, openWorkerConnections, queueName } from '../bench/queue-dataset.js';
+import { createTestDatabase, type TestDatabase } from './helpers/db.js';
+import { createTestRedis, type TestRedis } from './helpers/redis.js';
+
+const spec = SCALES.tiny;
+const anchorMs = Date.UTC(2026, 0, 15, 12, 0, 0);
+
+describe('bench dataset generator (tiny scale)', () => {
+  let db: TestDatabase;
+  let redis: TestRedis;
+
+  beforeAll(async () => {
+    db = await createTestDatabase('bench_smoke');
+    redis = await createTestRedis('bench-smoke');
+  });
+  afterAll(async () => {
+    await redis?.cleanup();
+    await db?.drop();
+  });
+
+  it('inserts the row counts, the 24 h window, the live jobs and the open findings it says, with the migrations\' indexes back in place', async () => {
+    const client = await db.admin.connect();
+    const indexesBefore = (await client.query<{ d: string }>(`SELECT indexdef AS d FROM pg_indexes WHERE schemaname = 'public' ORDER BY indexname`)).rows;
+    try {
+      await loadTables(client, { spec, anchorMs, tables: TABLES });
+    } finally {
+      client.release();
+    }
+    const expected = expectedCounts(spec, { events: spec.shieldEvents, window: spec.shieldWindow });
+    for (const table of TABLES) {
+      const { rows } = await db.admin.query<{ n: number }>(`SELECT count(*)::int AS n FROM "${table}"`);
+      expect({ table, n: rows[0]?.n }).toEqual({ table, n: expected.rows[table] });
+    }
+    const anchor = new Date(anchorMs).toISOString();
+    const q = async (sql: string) => (await db.admin.query<{ n: number }>(sql, [anchor])).rows[0]?.n;
+    expect(await q(`SELECT count(*)::int AS n FROM "ShieldEvent" WHERE "timestamp" >= ($1::timestamptz AT TIME ZONE 'UTC') - interval '24 hours' AND "timestamp" < ($1::timestamptz AT TIME ZONE 'UTC')`)).toBe(expected.shieldWindow);
+    expect(await q(`SELECT count(*)::int AS n FROM "ShieldEvent" WHERE $1::text IS NOT NULL AND "timestamp" >= ($1::timestamptz AT TIME ZONE 'UTC')`)).toBe(0);
+    expect(await q(`SELECT count(*)::int AS n FROM "ProvisioningJob" WHERE $1::text IS NOT NULL AND "status" NOT IN ('COMPLETED', 'FAILED', 'CANCELLED')`)).toBe(expected.liveJobs);
+    expect(await q(`SELECT count(*)::int AS n FROM "ProvisioningJob" WHERE "status" = 'FAILED' AND "createdAt" >= ($1::timestamptz AT TIME ZONE 'UTC') - interval '24 hours'`)).toBe(expected.failedJobs24h);
+    expect(expected.failedJobs24h).toBeGreaterThan(0);
+    expect(await q(`SELECT count(*)::int AS n FROM "GuardianFinding" WHERE $1::text IS NOT NULL AND "status" = 'OPEN'`)).toBe(expected.openFindings);
+    const maxId = (await db.admin.query<{ n: string }>(`SELECT max("id")::text AS n FROM "ShieldEvent"`)).rows[0]?.n;
+    const next = (await db.admin.query<{ n: string }>(`SELECT nextval(pg_get_serial_sequence('"ShieldEvent"', 'id'))::text AS n`)).rows[0]?.n;
+    expect(Number(next)).toBe(Number(maxId) + 1);
+    const indexesAfter = (await db.admin.query<{ d: string }>(`SELECT indexdef AS d FROM pg_indexes WHERE schemaname = 'public' ORDER BY indexname`)).rows;
+    expect(indexesAfter).toEqual(indexesBefore);
+  });
+
+  it('adds the BullMQ jobs per queue and names the worker connections as BullMQ counts them', async () => {
+    await generateQueues(redis.url, redis.prefix, spec, anchorMs);
+    const workers = await openWorkerConnections(redis.url, redis.prefix, spec);
+    try {
+      for (let i = 0; i < spec.queues; i++) {
+        const queue = new Queue(queueName(i), { connection: redis.client, prefix: redis.prefix, skipMetasUpdate: true });
+        const counts = await queue.getJobCounts('waiting', 'delayed', 'prioritized');
+        expect(counts).toEqual({ ...expectedQueueCounts(spec, i), paused: 0 });
+        expect(await queue.getWorkersCount()).toBe(expectedWorkers(spec, i));
+        const [oldest] = await queue.getJobs(['waiting'], 0, 0, true);
+        expect(oldest?.timestamp).toBe(anchorMs - jobsInQueue(spec, i) * 1000);
+      }
+    } finally {
+      for (const w of workers) w.disconnect();
+    }
+  });
+});
+
+describe('bench output parsers', () => {
+  it('reads wrk --latency output', () => {
+    const out = [
+      'Running 20s test @ http://127.0.0.1:9471/metrics',
+      '  2 threads and 10 connections',
+      '  Thread Stats   Avg      Stdev     Max   +/- Stdev',
+      '    Latency     3.21ms    1.02ms  25.10ms   90.00%',
+      '    Req/Sec     1.55k   120.00     1.80k    70.00%',
+      '  Latency Distribution',
+      '     50%    3.01ms',
+      '     75%    3.50ms',
+      '     90%    4.20ms',
+      '     99%   12.50ms',
+      '  61900 requests in 20.01s, 1.20GB read',
+      '  Non-2xx or 3xx responses: 3',
+      'Requests/sec:   3093.45',
+      'Transfer/sec:     61.40MB',
+    ].join('\n');
+    expect(parseWrk(out)).toEqual({ p50Ms: 3.01, p75Ms: 3.5, p90Ms: 4.2, p99Ms: 12.5, requestsPerSecond: 3093.45, requests: 61900, errors: 3 });
+    expect(parseWrk(out.replace('12.50ms', '1.05s')).p99Ms).toBe(1050);
+    expect(parseWrk(out.replace('3.01ms', '950.00us')).p50Ms).toBe(0.95);
+  });
+
+  it('reads Prometheus text samples with labels', () => {
+    const text = [
+      '# HELP ops_source_collections_total Collections attempted for the source.',
+      '# TYPE ops_source_collections_total counter',
+      'ops_source_collections_total{source="core_nodes"} 12',
+      'ops_source_collections_total{source="queues"} 11',
+      'ops_shield_events_24h{decision="ALLOW"} 8000',
+      'ops_exporter_build_info{version="0.1.0",nodejs="v20.20.2"} 1',
+      'ops_source_last_success_timestamp_seconds{source="security"} 1768478400.123',
+    ].join('\n');
+    const m = parseMetrics(text);
+    expect(m.value('ops_source_collections_total', { source: 'queues' })).toBe(11);
+    expect(m.value('ops_shield_events_24h', { decision: 'ALLOW' })).toBe(8000);
+    expect(m.value('ops_shield_events_24h', { decision: 'BLOCK' })).toBeUndefined();
+    expect(m.samples('ops_exporter_build_info')[0]?.labels).toEqual({ version: '0.1.0', nodejs: 'v20.20.2' });
+    expect(m.value('ops_source_last_success_timestamp_seconds', { source: 'security' })).toBe(1768478400.123);
+  });
+
+  it('reads the plans auto_explain wrote to the server log, multi-line query text included', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'bench-plans-'));
+    try {
+      const log = path.join(dir, 'server.log');
+      writeFileSync(
+        log,
+        [
+          '2026-01-15 12:00:00.000 UTC [42] postgres@other LOG:  checkpoint starting: time',
+          '2026-01-15 12:00:01.000 UTC [43] ops_overview_reader@ops_bench_small LOG:  duration: 0.052 ms  plan:',
+          '\tQuery Text: SELECT "mode" AS value, count(*)::int AS count',
+          '\t  FROM "ShieldPolicy" GROUP BY "mode"',
+          '\tHashAggregate  (cost=6.00..6.04 rows=3 width=12) (actual time=0.037..0.037 rows=3 loops=1)',
+          '\t  Group Key: mode',
+          '\t  ->  Seq Scan on "ShieldPolicy"  (cost=0.00..5.00 rows=200 width=8) (actual time=0.005..0.016 rows=200 loops=1)',
+          '2026-01-15 12:00:02.000 UTC [44] ops_bench_naive@ops_bench_small LOG:  duration: 12.5 ms  plan:',
+          '\tQuery Text: SELECT 1',
+          '\tResult  (cost=0.00..0.01 rows=1 width=4) (actual time=0.001..0.001 rows=1 loops=1)',
+          '',
+        ].join('\n'),
+      );
+      const plans = readPlans(log, 0);
+      expect(plans.map((p) => [p.user, p.database, p.durationMs])).toEqual([
+        ['ops_overview_reader', 'ops_bench_small', 0.052],
+        ['ops_bench_naive', 'ops_bench_small', 12.5],
+      ]);
+      expect(plans[0]?.query).toBe('SELECT "mode" AS value, count(*)::int AS count\n  FROM "ShieldPolicy" GROUP BY "mode"');
+      expect(plans[0]?.plan.split('\n')).toHaveLength(3);
+      expect(plans[0]?.plan.startsWith('HashAggregate')).toBe(true);
+      expect(ownerOf(plans[0]?.query ?? '')).toBe('security');
+      expect(ownerOf('COMMIT')).toBe('transaction');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('reads Redis INFO commandstats and cpu', () => {
+    const info = parseInfo(
+      ['# Commandstats', 'cmdstat_evalsha:calls=30,usec=1710,usec_per_call=57.00,rejected_calls=0,failed_calls=0', 'cmdstat_client|list:calls=1,usec=52,usec_per_call=52.00', '# CPU', 'used_cpu_sys:1.500000', 'used_cpu_user:2.250000'].join('\r\n'),
+    );
+    expect(info.commands.get('evalsha')).toEqual({ calls: 30, usec: 1710 });
+    expect(info.commands.get('client|list')).toEqual({ calls: 1, usec: 52 });
+    expect(info.cpuUsec).toBe(3_750_000);
+  });
+});
+
