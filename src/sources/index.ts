@@ -18,10 +18,10 @@ const MAX_CORE_NODES = 5000;
 /** Priority levels inspected per queue for its oldest prioritized job. */
 const MAX_PRIORITY_LEVELS = 64;
 /**
- * SCAN calls per collection for queue discovery: about 10,000 keys and under
- * 10 ms of Redis time; a million-key Redis is covered in 100 collections.
+ * SCAN calls one collection may spend on queue discovery (also bounded by half
+ * its timeout): a pass over two million keys, normally one collection.
  */
-const SCAN_CALLS_PER_COLLECTION = 10;
+const SCAN_CALLS_PER_COLLECTION = 2000;
 
 /** The five sources, in display order, with their schedules. */
 export function createSources(config: Config, db: Database, redis: Redis): ScheduledSource[] {

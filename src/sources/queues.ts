@@ -22,7 +22,7 @@ export interface QueuesOptions {
   prefixes: readonly string[];
   /** Seconds between the starts of two discovery passes (SCANs); known queues are read every collection. */
   discoveryIntervalSeconds: number;
-  /** SCAN calls (of COUNT 1000) one collection may spend on discovery. */
+  /** SCAN calls (of COUNT 1000) one collection may spend on discovery at most. */
   scanCallsPerCollection: number;
   /** Priority levels inspected at most per queue when looking for the oldest prioritized job. */
   maxPriorityLevels: number;
@@ -230,19 +230,22 @@ export function queuesSource(redis: Redis, options: QueuesOptions): Source<Queue
   };
 
   /**
-   * Advances discovery by at most `scanCallsPerCollection` SCAN calls. A pass
-   * over a keyspace of millions of keys spans several collections instead of
-   * stalling one (each call is bounded; a whole pass is O(keyspace)); queues
-   * are known as soon as their key is seen. A new pass starts once the last
-   * one is done and the discovery interval has passed.
+   * Advances discovery by at most `scanCallsPerCollection` SCAN calls and
+   * half the collection's timeout. Each call is bounded (COUNT 1000, under a
+   * millisecond of Redis time); a whole pass is O(keyspace), so on a Redis of
+   * millions of keys under load it spans several collections instead of
+   * pushing one past its timeout. Queues are known as soon as their key is
+   * seen. A new pass starts once the last one is done and the discovery
+   * interval has passed.
    */
-  async function discoverStep(nowMs: number, signal: AbortSignal): Promise<void> {
+  async function discoverStep(nowMs: number, signal: AbortSignal, budgetMs: number): Promise<void> {
+    const started = Date.now();
     if (!pass) {
       if (nowMs - passStartedAt < options.discoveryIntervalSeconds * 1000) return;
       pass = { prefixIndex: 0, cursor: '0', undecodable: 0 };
       passStartedAt = nowMs;
     }
-    for (let calls = 0; pass && calls < options.scanCallsPerCollection; calls++) {
+    for (let calls = 0; pass && calls < options.scanCallsPerCollection && Date.now() - started < budgetMs; calls++) {
       if (signal.aborted) throw new Error('queue discovery timed out');
       const prefix = options.prefixes[pass.prefixIndex]!;
       // SCAN with a pattern and a type: never KEYS, never one call over the whole keyspace.
@@ -274,7 +277,7 @@ export function queuesSource(redis: Redis, options: QueuesOptions): Source<Queue
     async collect(ctx: CollectContext): Promise<QueuesData> {
       await whenConnected(client, ctx.signal);
       const invalid: InvalidCounts = {};
-      await discoverStep(ctx.now.getTime(), ctx.signal);
+      await discoverStep(ctx.now.getTime(), ctx.signal, ctx.timeoutMs / 2);
       if (undecodable > 0) countInvalid(invalid, 'wrong_type', undecodable);
       const pipeline = client.pipeline();
       for (const q of known) (pipeline as unknown as RedisWithStats).opsQueueStats(`${q.prefix}:${q.name}:`, options.maxPriorityLevels);
