@@ -147,7 +147,8 @@ describe('pg_sleep behind a view', () => {
       expect(performance.now() - started).toBeLessThan((TIMEOUT_S + CLIENT_SLACK_S) * 1000);
       expect(t.app.collection.state('security')?.up).toBe(false);
       expect(longestActive(seen)).toBeLessThan(TIMEOUT_S + SERVER_SLACK_S);
-      expect((await exporterSessions()).filter((r) => r.state !== 'idle')).toEqual([]);
+      // The server ends what is left within moments (a cancel crosses the machine's load).
+      await waitFor(async () => (await exporterSessions()).every((r) => r.state === 'idle'), SERVER_SLACK_S * 1000, 'the exporter\'s sessions to go idle');
       expect(value(await metrics(), 'ops_source_up', { source: 'core_nodes' })).toBe(1);
     } finally {
       await restore('ShieldPolicy');
@@ -171,7 +172,8 @@ describe('pg_sleep behind a view', () => {
       expect(state.lastError).toMatch(/timed out after 4s/);
       // The second statement ran from 3.5 s to the deadline, not on to 7.5 s.
       expect(longestActive(seen)).toBeLessThan(3.5 + SERVER_SLACK_S);
-      expect((await exporterSessions()).filter((r) => r.state !== 'idle')).toEqual([]);
+      // The server ends what is left within moments (a cancel crosses the machine's load).
+      await waitFor(async () => (await exporterSessions()).every((r) => r.state === 'idle'), SERVER_SLACK_S * 1000, 'the exporter\'s sessions to go idle');
     } finally {
       await restore('ShieldPolicy');
       await restore('GuardianFinding');

@@ -232,6 +232,20 @@ export class CollectionRunner {
     const started = process.hrtime.bigint();
     state.lastAttemptAt = now;
     state.collections += 1;
+    // The timeout is armed before the source starts, so it fires before any
+    // deadline the source arms for the same duration (the database's): the
+    // collection is reported as timed out, not as what the deadline caused.
+    let timer: NodeJS.Timeout | undefined;
+    let timedOut = false;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        timedOut = true;
+        controller.abort();
+        reject(new TimeoutError(source.name, schedule.timeoutSeconds));
+      }, timeoutMs);
+    });
+    // Handled by the race below; never an unhandled rejection if work wins.
+    timeout.catch(() => undefined);
     let work: Promise<SourceData>;
     try {
       // A source that throws synchronously (or returns a non-promise) is
@@ -245,15 +259,6 @@ export class CollectionRunner {
       () => true,
       () => true,
     );
-    let timer: NodeJS.Timeout | undefined;
-    let timedOut = false;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        timedOut = true;
-        controller.abort();
-        reject(new TimeoutError(source.name, schedule.timeoutSeconds));
-      }, timeoutMs);
-    });
     try {
       const data = await Promise.race([work, timeout]);
       const invalid: InvalidCounts = { ...(data.invalid ?? {}) };

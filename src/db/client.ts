@@ -11,6 +11,9 @@ import { PrismaClient } from '../generated/prisma/client.js';
 /** The transaction client a source reads through. */
 export type DbTx = Omit<PrismaClient, '$connect' | '$disconnect' | '$on' | '$transaction' | '$extends'>;
 
+/** How long after the timeout a transaction still running is cancelled and its connection closed, ms. */
+const DEADLINE_GRACE_MS = 500;
+
 /** Options of the database client. */
 export interface DatabaseOptions {
   url: string;
@@ -104,6 +107,11 @@ export class Database {
     let backend: KeyedClient | undefined;
     let lease: number | undefined;
     let done = false;
+    // The backstop for a transaction that outlives its timeout although each
+    // statement stays under statement_timeout (several slow ones in a row).
+    // It fires a little after the timeout, so that a single slow statement is
+    // ended by PostgreSQL's own statement_timeout first and its connection
+    // stays usable.
     const deadline = setTimeout(() => {
       // Only while this transaction still holds the connection (not once it is
       // back in the pool or lent to another). The connection is then closed
@@ -112,7 +120,7 @@ export class Database {
       if (done || !backend || !this.checkedOut.has(backend) || this.leases.get(backend) !== lease) return;
       sendCancel(backend);
       backend.connection.stream.destroy();
-    }, ms);
+    }, ms + DEADLINE_GRACE_MS);
     deadline.unref();
     try {
       return await this.prisma.$transaction(

@@ -141,6 +141,8 @@ export class Simulator {
   private readonly jobs: JobRunner;
   private readonly nodes = new Map<CoreNodeName, NodeSample>();
   private readonly active = new Map<string, ScenarioOutcome>();
+  /** Grows whenever a backup scenario is switched on or off (see backupsTick). */
+  private backupEpoch = 0;
   private readonly pendingBackups = new Map<string, PendingBackup>();
   private naturalBurst: { until: number; perSecond: number; ips: string[]; path: string } | null = null;
   private attackers: string[] = [];
@@ -502,6 +504,9 @@ export class Simulator {
 
   private async backupsTick(now: Date): Promise<void> {
     const t = now.getTime();
+    // A backup scenario switched on or off while this tick reads would make
+    // its view of the last runs stale: it then starts nothing this time.
+    const epoch = this.backupEpoch;
     for (const p of [...this.pendingBackups.values()]) {
       if (p.finishAt > t) continue;
       this.pendingBackups.delete(p.id);
@@ -524,6 +529,7 @@ export class Simulator {
       for (const [k, rid] of system.resourceIds.entries()) {
         const slot = this.lastSlot(system, k, now);
         if ((last.get(`${system.resourceType}/${rid}`) ?? 0) >= slot - 60_000) continue;
+        if (epoch !== this.backupEpoch) return;
         const minutes = this.rng.between(system.durationMinutes[0], system.durationMinutes[1]);
         const id = `bk_${t.toString(36)}${this.rng.id(5)}`;
         await this.db.query(
@@ -597,6 +603,17 @@ export class Simulator {
   // ---- scenarios ----------------------------------------------------------
 
   private async apply(s: ResolvedScenario, now: Date): Promise<string[]> {
+    if (!s.name.startsWith('backup-')) return this.applyScenario(s, now);
+    // Before and after: a backups tick that read the runs in between starts nothing.
+    this.backupEpoch += 1;
+    try {
+      return await this.applyScenario(s, now);
+    } finally {
+      this.backupEpoch += 1;
+    }
+  }
+
+  private async applyScenario(s: ResolvedScenario, now: Date): Promise<string[]> {
     const iso = now.toISOString();
     switch (s.name) {
       case 'node-offline':
@@ -671,6 +688,16 @@ export class Simulator {
   }
 
   private async undo(o: ScenarioOutcome, now: Date): Promise<void> {
+    if (!o.name.startsWith('backup-')) return this.undoScenario(o, now);
+    this.backupEpoch += 1;
+    try {
+      await this.undoScenario(o, now);
+    } finally {
+      this.backupEpoch += 1;
+    }
+  }
+
+  private async undoScenario(o: ScenarioOutcome, now: Date): Promise<void> {
     const s = { name: o.name, options: o.options } as ResolvedScenario;
     switch (s.name) {
       case 'node-offline':
