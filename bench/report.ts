@@ -157,7 +157,7 @@ export function renderReport(r: BenchResults): string {
   );
   out.push(`| the same amortized per queue collection at the defaults (4 collections a discovery) | ${ms(scan.usec / 4 / 1000)} | | | | |`);
   for (const [sc, label] of [
-    [r.scrape, 'default schedule (every 15 s, backups 60 s)'],
+    [r.scrape, 'default schedule (every 15 s)'],
     [r.scrapeStress, `every source collecting every ${r.intervalSeconds} s`],
   ] as const) {
     const isDefault = sc === r.scrape;

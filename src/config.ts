@@ -196,7 +196,7 @@ const SOURCE_DEFAULTS: Record<SourceName, SourceScheduleConfig> = {
   queues: { intervalSeconds: 15, timeoutSeconds: 5 },
   provisioning: { intervalSeconds: 15, timeoutSeconds: 5 },
   security: { intervalSeconds: 15, timeoutSeconds: 10 },
-  backups: { intervalSeconds: 60, timeoutSeconds: 5 },
+  backups: { intervalSeconds: 15, timeoutSeconds: 5 },
 };
 
 /** Every variable the exporter reads, for `--check-config` and the docs. */

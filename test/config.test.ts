@@ -21,7 +21,7 @@ describe('configuration', () => {
     expect(c.stuckThresholdSeconds).toBe(900);
     expect(c.sources.core_nodes).toEqual({ intervalSeconds: 15, timeoutSeconds: 5 });
     expect(c.sources.security).toEqual({ intervalSeconds: 15, timeoutSeconds: 10 });
-    expect(c.sources.backups).toEqual({ intervalSeconds: 60, timeoutSeconds: 5 });
+    expect(c.sources.backups).toEqual({ intervalSeconds: 15, timeoutSeconds: 5 });
     expect(c.shieldRecountIntervalSeconds).toBe(3600);
     expect(c.auth).toMatchObject({ tokens: [], disabled: false });
     expect(c.metricsAuth).toEqual({ bearerSha256: undefined, basicUser: undefined, basicPasswordSha256: undefined });
