@@ -77,6 +77,19 @@ const INVALID: Array<[string, Env, RegExp]> = [
   ['OPS_ERROR_MESSAGE_MAX_LENGTH', { OPS_ERROR_MESSAGE_MAX_LENGTH: '8' }, /between 16 and 100000/],
   ['OPS_DB_POOL_MAX', { OPS_DB_POOL_MAX: '1000' }, /between 1 and 100/],
   ['OPS_API_RATE_LIMIT_PER_MINUTE', { OPS_API_RATE_LIMIT_PER_MINUTE: 'unlimited' }, /must be an integer/],
+  ['DATABASE_URL', { DATABASE_URL: 'mysql://x@y/z' }, /must start with postgresql:/],
+  ['DATABASE_URL', { DATABASE_URL: 'not a url' }, /not a valid URL/],
+  ['REDIS_URL', { REDIS_URL: 'http://redis' }, /must start with redis:/],
+  ['PORT', { PORT: '70000' }, /between 0 and 65535/],
+  ['PORT', { PORT: 'eighty' }, /must be an integer/],
+  ['OPS_STUCK_THRESHOLD_SECONDS', { OPS_STUCK_THRESHOLD_SECONDS: '0' }, /between 1 and/],
+  ['OPS_COLLECT_INTERVAL_SECONDS', { OPS_COLLECT_INTERVAL_SECONDS: '-1' }, /between 1 and/],
+  ['OPS_API_TOKENS', { OPS_API_TOKENS: '{oops' }, /JSON array/],
+  ['OPS_API_TOKENS', { OPS_API_TOKENS: JSON.stringify([{ name: 'x', sha256: 'abc', scopes: [] }]) }, /64-hex-digit/],
+  ['OPS_API_TOKENS', { OPS_API_TOKENS: JSON.stringify([{ name: 'x', sha256: SHA }]) }, /needs "scopes"/],
+  ['OPS_JWT_PUBLIC_KEY', { OPS_JWT_PUBLIC_KEY: 'not a pem' }, /PEM public key/],
+  ['OPS_QUEUE_PREFIXES', { OPS_QUEUE_PREFIXES: 'bull,bu*' }, /glob characters/],
+  ['OPS_LABEL_VALUE_LIMIT', { OPS_LABEL_VALUE_LIMIT: '1.5' }, /must be an integer/],
 ];
 
 /** Values secret enough that no error may repeat them. */
