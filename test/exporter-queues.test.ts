@@ -3,15 +3,13 @@
  * list, and read with the same numbers BullMQ's own API gives; and a Redis
  * that stops takes down the queues source only.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import net from 'node:net';
 import { Queue, Worker, type Job } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 import { buildTestExporter, overview, scrape } from './helpers/exporter.js';
 import { series, value } from './helpers/metrics.js';
-import { freePort } from './helpers/ports.js';
+import { startRedisServer, type RedisServer } from './helpers/redis-server.js';
 import { createTestRedis, type TestRedis } from './helpers/redis.js';
 
 const connection = { host: '127.0.0.1', port: 6379, maxRetriesPerRequest: null };
@@ -206,38 +204,21 @@ describe('BullMQ queues', () => {
 });
 
 
-async function startRedis(port: number): Promise<ChildProcess> {
-  const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-  await until(
-    () =>
-      new Promise<boolean>((resolve) => {
-        const s = net.connect(port, '127.0.0.1', () => {
-          s.destroy();
-          resolve(true);
-        });
-        s.on('error', () => resolve(false));
-      }),
-  );
-  return proc;
-}
-
 describe('a Redis that stops', () => {
   let db: TestDatabase;
   let app: FastifyInstance;
-  let proc: ChildProcess | undefined;
+  let server: RedisServer | undefined;
 
   beforeAll(async () => {
     db = await createTestDatabase('redis_stop');
-    const port = await freePort();
-    proc = await startRedis(port);
-    const url = `redis://127.0.0.1:${port}`;
-    const q = new Queue('hosting', { connection: { host: '127.0.0.1', port, maxRetriesPerRequest: null }, prefix: 'bull' });
+    server = await startRedisServer();
+    const q = new Queue('hosting', { connection: { host: '127.0.0.1', port: server.port, maxRetriesPerRequest: null }, prefix: 'bull' });
     await q.add('hosting.create', {});
     await q.close();
-    app = await buildTestExporter({ db, env: { REDIS_URL: url, OPS_QUEUE_PREFIXES: 'bull' } });
+    app = await buildTestExporter({ db, env: { REDIS_URL: server.url, OPS_QUEUE_PREFIXES: 'bull' } });
   });
   afterAll(async () => {
-    proc?.kill('SIGKILL');
+    await server?.destroy();
     await app?.close();
     await db?.drop();
   });
@@ -248,8 +229,7 @@ describe('a Redis that stops', () => {
     expect(value(samples, 'ops_source_up', { source: 'queues' })).toBe(1);
     expect(value(samples, 'ops_queue_jobs', { queue: 'hosting', state: 'waiting' })).toBe(1);
 
-    proc!.kill('SIGKILL');
-    await new Promise((r) => proc!.once('exit', r));
+    await server!.kill('SIGKILL');
     await app.collection.collectAll();
     ({ samples } = await scrape(app));
     expect(value(samples, 'ops_source_up', { source: 'queues' })).toBe(0);
