@@ -29,16 +29,26 @@ export function parseSamples(text: string): ParsedSample[] {
   return out;
 }
 
+/** Of parsed `samples`, those of metric `name` whose labels include `labels`. */
+export function series(samples: readonly ParsedSample[], name: string, labels: Record<string, string> = {}): ParsedSample[] {
+  return samples.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
+}
+
+/** Of parsed `samples`, the one value of `name{labels}`; undefined when absent, throws when ambiguous. */
+export function valueOf(samples: readonly ParsedSample[], name: string, labels: Record<string, string> = {}): number | undefined {
+  const found = series(samples, name, labels);
+  if (found.length > 1) throw new Error(`${found.length} samples of ${name} match ${JSON.stringify(labels)}`);
+  return found[0]?.value;
+}
+
 /** Samples of `name` whose labels include `labels`. */
 export function samples(text: string, name: string, labels: Record<string, string> = {}): ParsedSample[] {
-  return parseSamples(text).filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
+  return series(parseSamples(text), name, labels);
 }
 
 /** The value of the one sample of `name` with `labels`; undefined when absent. */
 export function value(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
-  const found = samples(text, name, labels);
-  if (found.length > 1) throw new Error(`${found.length} samples of ${name} match ${JSON.stringify(labels)}`);
-  return found[0]?.value;
+  return valueOf(parseSamples(text), name, labels);
 }
 
 /** Runs `promtool check metrics` on `text` (Prometheus text format). */
