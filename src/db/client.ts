@@ -129,13 +129,18 @@ export class Database {
           // transaction's settings; set_config(..., true) is SET LOCAL. JIT is
           // off: it compiles for row estimates that grow with history (the
           // late-commit id probe at 30M events) and costs more than these
-          // small queries take to run.
+          // small queries take to run. TimeZone UTC: the queries pass instants
+          // as UTC wall times, which a timestamptz column (a platform that
+          // declares them so) compares through the session's time zone.
+          // Every setting is transaction-scoped, so a pooler in transaction
+          // mode never carries one to another client.
           const [row] = await tx.$queryRawUnsafe<Array<{ pid: number }>>(
             `SELECT pg_backend_pid() AS pid,
                     set_config('transaction_read_only', 'on', true),
                     set_config('statement_timeout', $1, true),
                     set_config('lock_timeout', $1, true),
-                    set_config('jit', 'off', true)`,
+                    set_config('jit', 'off', true),
+                    set_config('TimeZone', 'UTC', true)`,
             String(ms),
           );
           backend = [...this.clients].find((c) => c.processID === row?.pid);
