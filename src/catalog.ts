@@ -93,7 +93,7 @@ export const METRICS = {
   provisioningJobs: def('ops_provisioning_jobs', 'gauge', 'count', 'provisioning', ['type', 'status'], 'Non-terminal provisioning jobs by queue type and status (PENDING, RUNNING, DELAYED; UNKNOWN for any other non-terminal value).'),
   provisioningStuck: def('ops_provisioning_jobs_stuck', 'gauge', 'count', 'provisioning', ['type', 'status'], 'Provisioning jobs PENDING (since createdAt) or RUNNING (since startedAt, else createdAt) for longer than the stuck threshold.'),
   provisioningStuckThreshold: def('ops_provisioning_stuck_threshold_seconds', 'gauge', 'seconds', 'provisioning', [], 'The configured age after which a PENDING or RUNNING provisioning job counts as stuck.'),
-  provisioningOldestStuck: def('ops_provisioning_oldest_live_job_timestamp_seconds', 'gauge', 'timestamp_seconds', 'provisioning', ['type', 'status'], 'Since when the oldest PENDING or RUNNING job of the type has been in that status, Unix seconds.'),
+  provisioningOldestLive: def('ops_provisioning_oldest_live_job_timestamp_seconds', 'gauge', 'timestamp_seconds', 'provisioning', ['type', 'status'], 'Since when the oldest PENDING or RUNNING job of the type has been in that status, Unix seconds.'),
   provisioningFailed24h: def('ops_provisioning_failed_jobs_24h', 'gauge', 'count', 'provisioning', ['action', 'resource_type'], 'FAILED provisioning jobs created in the last 24 hours, by action and resource type (the failure hotspots).'),
 
   // Security

@@ -7,7 +7,7 @@
  */
 import { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MAX_LABEL_VALUE_LENGTH } from '../src/collector/runner.js';
+import { MAX_LABEL_VALUE_LENGTH } from '../src/metrics/bound.js';
 import { createTestApp, type TestApp } from './helpers/app.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 import { promtoolCheck, samples, value } from './helpers/prom-text.js';

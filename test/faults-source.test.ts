@@ -7,7 +7,7 @@
  */
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { SourceName } from '../src/catalog.js';
-import { MAX_LABEL_VALUE_LENGTH } from '../src/collector/runner.js';
+import { MAX_LABEL_VALUE_LENGTH } from '../src/metrics/bound.js';
 import type { Sample } from '../src/metrics/sample.js';
 import type { Source, SourceData } from '../src/sources/types.js';
 import { createTestApp, waitFor, type TestApp } from './helpers/app.js';

@@ -74,7 +74,7 @@ describe('provisioning mapping', () => {
     expect(get('provisioningJobs', { type: 'hosting', status: 'PENDING' })).toBe(5);
     expect(get('provisioningJobs', { type: 'OTHER', status: 'PENDING' })).toBe(4);
     expect(get('provisioningStuck', { type: 'OTHER', status: 'PENDING' })).toBe(2);
-    expect(get('provisioningOldestStuck', { type: 'OTHER', status: 'PENDING' })).toBe(1);
+    expect(get('provisioningOldestLive', { type: 'OTHER', status: 'PENDING' })).toBe(1);
     expect(data.invalid).toEqual({ label_overflow: 2 });
     expect(data.stuck).toBe(4);
     // A type seen once stays present at 0 when its jobs are gone.

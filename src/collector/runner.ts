@@ -1,7 +1,9 @@
 /**
  * The collection runner: collects every source in the background on its own
- * schedule, with its own timeout, isolated from the others, and keeps each
- * one's last result and health for /metrics and the JSON API to read.
+ * schedule, with its own timeout, isolated from the others, and after each
+ * collection publishes a new read-only snapshot (src/snapshot.ts) of every
+ * source's last result and health, which /metrics, the JSON API and /readyz
+ * read.
  *
  * Why background collection rather than collect-on-scrape: the database load
  * stays one collection per source and interval however many Prometheus
@@ -10,46 +12,13 @@
  * sees the same collection. The price is that data can be up to one interval
  * old; each source's collection time is exported so that is never hidden.
  */
-import { createHash } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
-import { METRICS, type MetricKey, type SourceName } from '../catalog.js';
-import type { SourceScheduleConfig } from '../config.js';
-import { countInvalid, type InvalidCounts, type Sample } from '../metrics/sample.js';
+import type { SourceName } from '../catalog.js';
+import { boundSamples } from '../metrics/bound.js';
+import type { InvalidCounts } from '../metrics/sample.js';
 import { redactText } from '../redact.js';
-import type { Source, SourceData } from '../sources/types.js';
-
-/** Longest label value served, characters; longer ones are cut (and stay distinct by a hash suffix). */
-export const MAX_LABEL_VALUE_LENGTH = 200;
-/** Most series one source may serve; beyond it series are dropped and counted. */
-export const MAX_SERIES_PER_SOURCE = 20_000;
-
-/** What the runner knows about one source. */
-export interface SourceState {
-  name: SourceName;
-  backend: 'database' | 'redis';
-  /** True when the last finished collection succeeded. */
-  up: boolean;
-  /** Last successful collection's data; kept while down for the API, marked stale there. */
-  data?: SourceData;
-  /** Samples of the last successful collection; served only while up. */
-  samples: Sample[];
-  invalid: InvalidCounts;
-  /** The instant the last successful collection read ("now" of that collection). */
-  lastSuccessAt?: Date;
-  lastAttemptAt?: Date;
-  /** Wall time of the last finished collection, seconds. */
-  durationSeconds?: number;
-  collections: number;
-  errors: number;
-  /** Redacted message of the last failure, for logs and /readyz. */
-  lastError?: string;
-}
-
-/** A source with its schedule. */
-export interface ScheduledSource {
-  source: Source<SourceData>;
-  schedule: SourceScheduleConfig;
-}
+import { CollectionSnapshot, type ErrorClass, type SourceSnapshot } from '../snapshot.js';
+import type { ScheduledSource, SourceData } from '../sources/types.js';
 
 /** Options of the runner. */
 export interface CollectionRunnerOptions {
@@ -65,61 +34,31 @@ class TimeoutError extends Error {
   }
 }
 
+/** A failure of the source's pure mapping (samples or overview), not of its I/O. */
+class MappingError extends Error {
+  constructor(readonly original: unknown) {
+    super(errorMessage(original));
+    this.name = 'MappingError';
+  }
+}
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
 interface Entry extends ScheduledSource {
-  state: SourceState;
+  /** The source's current state; copied into each published snapshot. */
+  state: Mutable<SourceSnapshot>;
   /** The collection under way, until its I/O has settled or been given up (never rejects). */
   inFlight?: Promise<void>;
   timer?: NodeJS.Timeout;
 }
 
-function shortHash(value: string): string {
-  return createHash('sha256').update(value).digest('hex').slice(0, 8);
-}
-
-/**
- * Keeps only samples prom-client can serve: a known metric, exactly the
- * catalog's label names with string values no longer than
- * MAX_LABEL_VALUE_LENGTH, a finite number (and not negative for a counter),
- * at most MAX_SERIES_PER_SOURCE of them. A sample prom-client would throw on
- * fails the whole scrape (its registry gathers with Promise.all), so this is
- * the last line between a source's bug or the database's garbage and
- * /metrics. What is dropped is counted in `invalid` as wrong_type (one per
- * sample) or label_overflow (beyond the series cap); a cut value once as
- * label_overflow however many series carry it (pure).
- */
-export function boundSamples(samples: readonly Sample[], invalid: InvalidCounts): Sample[] {
-  const out: Sample[] = [];
-  // A long value (one hostname) appears in several series: counted once.
-  const cut = new Set<string>();
-  for (const sample of samples) {
-    const def = sample && typeof sample === 'object' ? METRICS[sample.metric as MetricKey] : undefined;
-    if (!def || typeof sample.value !== 'number' || !Number.isFinite(sample.value) || (def.type === 'counter' && sample.value < 0)) {
-      countInvalid(invalid, 'wrong_type');
-      continue;
-    }
-    const raw = sample.labels && typeof sample.labels === 'object' ? sample.labels : {};
-    const names = Object.keys(raw);
-    if (names.length !== def.labels.length || !def.labels.every((l) => typeof raw[l] === 'string')) {
-      countInvalid(invalid, 'wrong_type');
-      continue;
-    }
-    let labels = raw;
-    for (const name of def.labels) {
-      const value = raw[name] as string;
-      if (value.length > MAX_LABEL_VALUE_LENGTH) {
-        if (labels === raw) labels = { ...raw };
-        labels[name] = `${value.slice(0, MAX_LABEL_VALUE_LENGTH - 10)}…${shortHash(value)}`;
-        if (!cut.has(value)) countInvalid(invalid, 'label_overflow');
-        cut.add(value);
-      }
-    }
-    if (out.length >= MAX_SERIES_PER_SOURCE) {
-      countInvalid(invalid, 'label_overflow');
-      continue;
-    }
-    out.push(labels === raw ? sample : { ...sample, labels });
-  }
-  return out;
+/** Classifies a failed collection for readers (`sources[].errorClass`); the message stays in the log. */
+export function classifyError(err: unknown, backend: 'database' | 'redis'): ErrorClass {
+  if (err instanceof TimeoutError) return 'timeout';
+  if (err instanceof MappingError) return 'internal';
+  const code = (err as { code?: unknown } | null)?.code;
+  if (code === '42501' || /permission denied|may not read/i.test(errorMessage(err))) return 'permission';
+  return backend;
 }
 
 /** Collects sources in the background; see the file comment. */
@@ -127,8 +66,7 @@ export class CollectionRunner {
   private readonly entries = new Map<SourceName, Entry>();
   private readonly now: () => Date;
   private running = false;
-  /** Grows by one whenever a collection finishes: readers cache by it. */
-  generation = 0;
+  private current: CollectionSnapshot;
 
   constructor(
     sources: readonly ScheduledSource[],
@@ -138,9 +76,27 @@ export class CollectionRunner {
     for (const s of sources) {
       this.entries.set(s.source.name, {
         ...s,
-        state: { name: s.source.name, backend: s.source.backend, up: false, samples: [], invalid: {}, collections: 0, errors: 0 },
+        state: { name: s.source.name, backend: s.source.backend, sectionName: s.source.section?.name, up: false, samples: [], invalid: {}, collections: 0, errors: 0 },
       });
     }
+    this.current = this.publish(0);
+  }
+
+  /** The current snapshot: what /metrics, the overview and /readyz read. */
+  snapshot(): CollectionSnapshot {
+    return this.current;
+  }
+
+  /** Grows by one whenever a collection finishes. */
+  get generation(): number {
+    return this.current.generation;
+  }
+
+  private publish(generation: number): CollectionSnapshot {
+    return new CollectionSnapshot(
+      generation,
+      [...this.entries.values()].map((e) => Object.freeze({ ...e.state })),
+    );
   }
 
   /** Starts every source's schedule; the first collections start at once. */
@@ -203,13 +159,14 @@ export class CollectionRunner {
     await Promise.all([...this.entries.keys()].map((n) => this.collect(n)));
   }
 
-  /** Every source's state, in registration order. */
-  states(): SourceState[] {
-    return [...this.entries.values()].map((e) => e.state);
+  /** Every source as of the current snapshot, in registration order. */
+  states(): readonly SourceSnapshot[] {
+    return this.current.sources;
   }
 
-  state(name: SourceName): SourceState | undefined {
-    return this.entries.get(name)?.state;
+  /** One source as of the current snapshot. */
+  state(name: SourceName): SourceSnapshot | undefined {
+    return this.current.source(name);
   }
 
   private loop(entry: Entry): void {
@@ -262,12 +219,24 @@ export class CollectionRunner {
     try {
       const data = await Promise.race([work, timeout]);
       const invalid: InvalidCounts = { ...(data.invalid ?? {}) };
-      const samples = boundSamples(source.samples(data), invalid);
+      let samples;
+      let section;
+      try {
+        // Mapped here, once per collection: a mapping that throws on this
+        // data takes this source down, never a scrape or an API call.
+        samples = boundSamples(source.samples(data), invalid);
+        section = source.section?.overview(data, now);
+      } catch (err) {
+        throw new MappingError(err);
+      }
       state.data = data;
       state.samples = samples;
+      state.section = section;
       state.invalid = invalid;
       state.lastSuccessAt = now;
       state.lastError = undefined;
+      state.errorClass = undefined;
+      state.downSince = undefined;
       if (!state.up) this.options.logger.info({ source: source.name }, `source ${source.name} is up`);
       state.up = true;
     } catch (err) {
@@ -275,20 +244,25 @@ export class CollectionRunner {
       const message = redactText(errorMessage(err), 300);
       const wasUp = state.up || state.collections === 1;
       const previous = state.lastError;
+      if (state.up || state.downSince === undefined) state.downSince = now;
       state.up = false;
       state.samples = [];
       state.lastError = message;
-      // One line when a source goes down; repeats only at debug, so a dead
-      // Redis or database does not flood the log.
-      if (wasUp || previous !== message) {
+      state.errorClass = classifyError(err, source.backend);
+      // One warning per outage; a changed reason (connection refused, then a
+      // timeout) at info, repeats at debug: a dead Redis or database does not
+      // flood the log, and an outage is one line however the machine is loaded.
+      if (wasUp) {
         this.options.logger.warn({ source: source.name, err: message }, `source ${source.name} is down`);
+      } else if (previous !== message) {
+        this.options.logger.info({ source: source.name, err: message }, `source ${source.name} still down, for another reason`);
       } else {
         this.options.logger.debug({ source: source.name, err: message }, `source ${source.name} still down`);
       }
     } finally {
       clearTimeout(timer);
-      this.generation += 1;
       state.durationSeconds = Number(process.hrtime.bigint() - started) / 1e9;
+      this.current = this.publish(this.current.generation + 1);
     }
     if (!timedOut) return;
     // Hold the slot until the timed-out I/O has settled, so a slow source

@@ -1,13 +1,14 @@
 /**
  * The exporter's private prom-client registries (Prometheus text and
- * OpenMetrics), with one family per catalog entry. Families are filled from
- * the runner's last collections when a scrape gathers them: no I/O happens in
- * a collect callback, so a scrape can neither wait on nor fail because of a
- * source.
+ * OpenMetrics), with one family per catalog entry plus prom-client's default
+ * process and Node.js metrics (`process_*`, `nodejs_*`). Families are filled
+ * from the current collection snapshot when a scrape gathers them: no I/O
+ * happens in a collect callback, so a scrape can neither wait on nor fail
+ * because of a source.
  */
-import { Counter, Gauge, Registry } from 'prom-client';
-import { INVALID_REASONS, METRICS, SOURCE_NAMES, type MetricKey } from '../catalog.js';
-import type { CollectionRunner } from '../collector/runner.js';
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import { INVALID_REASONS, METRICS, type MetricKey } from '../catalog.js';
+import type { CollectionSnapshot, SourceSnapshot } from '../snapshot.js';
 import type { Sample } from './sample.js';
 
 /** Both registries; a scrape picks one by its Accept header. */
@@ -19,12 +20,17 @@ export interface ExporterRegistries {
 /** Options of the registry. */
 export interface RegistryOptions {
   version: string;
+  /** Also serve prom-client's default process and Node.js metrics (default true). */
+  processMetrics?: boolean;
 }
 
+/** prom-client default metrics left out: gauges with a counter's `_total` suffix. */
+const MISNAMED_DEFAULT_METRICS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
+
 /** Groups the samples of every source that is up by metric key. */
-function currentSamples(runner: CollectionRunner): Map<MetricKey, Sample[]> {
+function samplesByMetric(snapshot: CollectionSnapshot): Map<MetricKey, Sample[]> {
   const byMetric = new Map<MetricKey, Sample[]>();
-  for (const state of runner.states()) {
+  for (const state of snapshot.sources) {
     if (!state.up) continue;
     for (const sample of state.samples) {
       const list = byMetric.get(sample.metric);
@@ -35,30 +41,29 @@ function currentSamples(runner: CollectionRunner): Map<MetricKey, Sample[]> {
   return byMetric;
 }
 
-/** Builds the registries over `runner`'s collections. */
-export function createRegistries(runner: CollectionRunner, options: RegistryOptions): ExporterRegistries {
+/** Builds the registries over the snapshot `current()` returns at each scrape. */
+export function createRegistries(current: () => CollectionSnapshot, options: RegistryOptions): ExporterRegistries {
   const prometheus = new Registry();
   const openMetrics = new Registry<'application/openmetrics-text; version=1.0.0; charset=utf-8'>();
   openMetrics.setContentType(Registry.OPENMETRICS_CONTENT_TYPE);
   const registers = [prometheus, openMetrics] as unknown as Registry[];
 
-  // Samples are regrouped only when a collection has finished since.
-  let cache: { generation: number; samples: Map<MetricKey, Sample[]> } | null = null;
   const samplesFor = (key: MetricKey): Sample[] => {
-    if (!cache || cache.generation !== runner.generation) cache = { generation: runner.generation, samples: currentSamples(runner) };
-    return cache.samples.get(key) ?? [];
+    const snapshot = current();
+    return snapshot.derive('samplesByMetric', () => samplesByMetric(snapshot)).get(key) ?? [];
+  };
+  const eachSource = (fn: (s: SourceSnapshot) => unknown): void => {
+    for (const s of current().sources) fn(s);
   };
 
   const selfMetrics: Partial<Record<MetricKey, (metric: Gauge | Counter) => void>> = {
-    sourceUp: (m) => eachSource(runner, (s) => (m as Gauge).set({ source: s.name }, s.up ? 1 : 0)),
-    sourceDuration: (m) =>
-      eachSource(runner, (s) => s.durationSeconds !== undefined && (m as Gauge).set({ source: s.name }, s.durationSeconds)),
-    sourceLastSuccess: (m) =>
-      eachSource(runner, (s) => s.lastSuccessAt && (m as Gauge).set({ source: s.name }, s.lastSuccessAt.getTime() / 1000)),
-    sourceErrors: (m) => eachSource(runner, (s) => (m as Counter).inc({ source: s.name }, s.errors)),
-    sourceCollections: (m) => eachSource(runner, (s) => (m as Counter).inc({ source: s.name }, s.collections)),
+    sourceUp: (m) => eachSource((s) => (m as Gauge).set({ source: s.name }, s.up ? 1 : 0)),
+    sourceDuration: (m) => eachSource((s) => s.durationSeconds !== undefined && (m as Gauge).set({ source: s.name }, s.durationSeconds)),
+    sourceLastSuccess: (m) => eachSource((s) => s.lastSuccessAt && (m as Gauge).set({ source: s.name }, s.lastSuccessAt.getTime() / 1000)),
+    sourceErrors: (m) => eachSource((s) => (m as Counter).inc({ source: s.name }, s.errors)),
+    sourceCollections: (m) => eachSource((s) => (m as Counter).inc({ source: s.name }, s.collections)),
     sourceInvalidValues: (m) =>
-      eachSource(runner, (s) => {
+      eachSource((s) => {
         for (const reason of INVALID_REASONS) (m as Gauge).set({ source: s.name, reason }, s.invalid[reason] ?? 0);
       }),
     buildInfo: (m) => (m as Gauge).set({ version: options.version, nodejs: process.version }, 1),
@@ -68,6 +73,12 @@ export function createRegistries(runner: CollectionRunner, options: RegistryOpti
   // serialiser renames a counter object in place (dropping `_total`), which
   // would corrupt the text format if the objects were shared.
   for (const register of registers) {
+    if (options.processMetrics !== false) {
+      collectDefaultMetrics({ register });
+      // Gauges that prom-client names like counters: `promtool check metrics`
+      // rejects them, and `nodejs_active_resources` says the same per type.
+      for (const misnamed of MISNAMED_DEFAULT_METRICS) register.removeSingleMetric(misnamed);
+    }
     for (const [key, def] of Object.entries(METRICS) as Array<[MetricKey, (typeof METRICS)[MetricKey]]>) {
       const fill = selfMetrics[key];
       const common = { name: def.name, help: def.help, labelNames: [...def.labels], registers: [register] };
@@ -100,11 +111,3 @@ export function createRegistries(runner: CollectionRunner, options: RegistryOpti
   }
   return { prometheus, openMetrics: openMetrics as ExporterRegistries['openMetrics'] };
 }
-
-function eachSource(runner: CollectionRunner, fn: (s: ReturnType<CollectionRunner['states']>[number]) => unknown): void {
-  for (const name of SOURCE_NAMES) {
-    const s = runner.state(name);
-    if (s) fn(s);
-  }
-}
-

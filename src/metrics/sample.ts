@@ -68,7 +68,8 @@ export class SampleSet {
   private readonly byKey = new Map<string, Sample>();
 
   add(metric: MetricKey, labels: Record<string, string>, value: number): void {
-    const key = `${metric}\u0000${Object.entries(labels).map(([k, v]) => `${k}=${v}`).join('\u0000')}`;
+    // Sorted by name: the same labels inserted in another order are the same series.
+    const key = JSON.stringify([metric, ...Object.entries(labels).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))]);
     const existing = this.byKey.get(key);
     if (existing) existing.value += value;
     else this.byKey.set(key, { metric, labels, value });

@@ -7,11 +7,12 @@ import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 import fp from 'fastify-plugin';
 import type { Config } from '../config.js';
-import { CollectionRunner, type ScheduledSource } from '../collector/runner.js';
+import { CollectionRunner } from '../collector/runner.js';
 import { Database } from '../db/client.js';
 import { createRegistries, type ExporterRegistries } from '../metrics/registry.js';
 import { createRedis } from '../redis.js';
 import { createSources } from '../sources/index.js';
+import type { ScheduledSource } from '../sources/types.js';
 
 /** The exporter's version, from package.json. */
 export const VERSION: string = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -46,7 +47,7 @@ export const collectionPlugin = fp(
     app.decorate('db', db);
     app.decorate('redis', redis);
     app.decorate('collection', runner);
-    app.decorate('registries', createRegistries(runner, { version: VERSION }));
+    app.decorate('registries', createRegistries(() => runner.snapshot(), { version: VERSION }));
     if (opts.start !== false) app.addHook('onReady', async () => runner.start());
     // Least privilege, checked once: say loudly when the role could write.
     // Not awaited: a database that is down at start-up is reported by the sources.

@@ -51,19 +51,15 @@ export function wantsOpenMetrics(accept: string | undefined): boolean {
 }
 
 export async function metricsRoutes(app: FastifyInstance): Promise<void> {
-  // What /metrics serves changes only when the runner's state does: render
-  // once per state and format, however many scrapers ask in between.
-  const rendered = new Map<'text' | 'openmetrics', { generation: number; body: Promise<Buffer> }>();
+  // What /metrics serves changes only with the collection snapshot: render
+  // once per snapshot and format, however many scrapers ask in between.
   const render = (format: 'text' | 'openmetrics'): Promise<Buffer> => {
-    const generation = app.collection.generation;
-    const cached = rendered.get(format);
-    if (cached && cached.generation === generation) return cached.body;
-    const registry = format === 'openmetrics' ? app.registries.openMetrics : app.registries.prometheus;
-    // Encoded once: a large exposition is not re-encoded for every scrape.
-    const body = registry.metrics().then((text) => Buffer.from(text, 'utf8'));
-    rendered.set(format, { generation, body });
-    body.catch(() => rendered.delete(format));
-    return body;
+    const snapshot = app.collection.snapshot();
+    return snapshot.derive(`metrics:${format}`, () => {
+      const registry = format === 'openmetrics' ? app.registries.openMetrics : app.registries.prometheus;
+      // Encoded once: a large exposition is not re-encoded for every scrape.
+      return registry.metrics().then((text) => Buffer.from(text, 'utf8'));
+    });
   };
 
   app.get('/metrics', { preHandler: app.requireMetricsAccess, logLevel: 'warn' }, async (request, reply) => {

@@ -7,6 +7,7 @@
 import { KNOWN } from '../catalog.js';
 import type { Database } from '../db/client.js';
 import { LabelLimiter, SampleSet, toSeconds, type InvalidCounts, type Sample } from '../metrics/sample.js';
+import type { BackupOverview } from '../contract.js';
 import type { CollectContext, Source, SourceData } from './types.js';
 
 /** Options of the backups source. */
@@ -81,8 +82,25 @@ export function backupSamples(data: BackupsData): Sample[] {
   return s.list();
 }
 
+/** The backups section of the JSON overview (pure). */
+export function backupsOverview(data: BackupsData): BackupOverview {
+  if (!data.installed) return { notes: 'Backup tracking not yet configured (no Backup table)' };
+  const last = (type: (typeof KNOWN.criticalBackupTypes)[number]) =>
+    data.types.find((t) => t.resourceType === type)?.lastSuccess?.toISOString();
+  const o: BackupOverview = {};
+  const db = last('DB_CORE');
+  const panel = last('MPANEL_CORE');
+  const pods = last('CLOUD_POD');
+  if (db) o.dbCoreLastSuccess = db;
+  if (panel) o.mpanelCoreLastSuccess = panel;
+  if (pods) o.cloudPodsLastSuccess = pods;
+  const never = [!db && 'DB-CORE', !panel && 'MPANEL-CORE', !pods && 'CloudPods'].filter(Boolean);
+  if (never.length > 0) o.notes = `No successful backup recorded for ${never.join(', ')}`;
+  return o;
+}
+
 /** The backups source. */
-export function backupsSource(db: Database, options: BackupsOptions): Source<BackupsData> {
+export function backupsSource(db: Database, options: BackupsOptions): Source<BackupsData, 'backups'> {
   return {
     name: 'backups',
     backend: 'database',
@@ -123,5 +141,6 @@ export function backupsSource(db: Database, options: BackupsOptions): Source<Bac
       return mapBackups(read.installed, read.rows, options);
     },
     samples: backupSamples,
+    section: { name: 'backups', overview: backupsOverview },
   };
 }

@@ -6,6 +6,7 @@
 import { KNOWN, MISSING_NODE_STATUS, UNKNOWN_LABEL } from '../catalog.js';
 import type { Database } from '../db/client.js';
 import { countInvalid, knownLabel, SampleSet, toSeconds, type InvalidCounts, type Sample } from '../metrics/sample.js';
+import type { CoreNodeOverview } from '../contract.js';
 import type { CollectContext, Source, SourceData } from './types.js';
 
 /** Options of the core-nodes source. */
@@ -143,8 +144,31 @@ export function coreNodeSamples(data: CoreNodesData): Sample[] {
   return s.list();
 }
 
+function percent(ratio: number | undefined): number | null {
+  // Ratios came from percentages / 100: round back to avoid 57.99999.
+  return ratio === undefined ? null : Math.round(ratio * 100 * 1e9) / 1e9;
+}
+
+/** The core nodes' section of the JSON overview (pure). */
+export function coreNodesOverview(data: CoreNodesData): CoreNodeOverview[] {
+  return data.nodes.map((n) => {
+    const o: CoreNodeOverview = {
+      id: n.id ?? '',
+      label: n.hostname,
+      role: n.role ?? UNKNOWN_LABEL,
+      status: n.status ?? UNKNOWN_LABEL,
+      cpuPercent: percent(n.cpuRatio),
+      ramPercent: percent(n.memoryRatio),
+      diskPercent: percent(n.diskRatio),
+      expected: n.expected,
+    };
+    if (n.lastMetricsAt) o.lastMetricsAt = n.lastMetricsAt.toISOString();
+    return o;
+  });
+}
+
 /** The core-nodes source. */
-export function coreNodesSource(db: Database, options: CoreNodesOptions): Source<CoreNodesData> {
+export function coreNodesSource(db: Database, options: CoreNodesOptions): Source<CoreNodesData, 'coreNodes'> {
   return {
     name: 'core_nodes',
     backend: 'database',
@@ -160,5 +184,6 @@ export function coreNodesSource(db: Database, options: CoreNodesOptions): Source
       return mapCoreNodes(rows, options, ctx.now);
     },
     samples: coreNodeSamples,
+    section: { name: 'coreNodes', overview: coreNodesOverview },
   };
 }

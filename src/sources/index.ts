@@ -4,14 +4,13 @@
  */
 import type { Redis } from 'ioredis';
 import type { Config } from '../config.js';
-import type { ScheduledSource } from '../collector/runner.js';
 import type { Database } from '../db/client.js';
 import { backupsSource } from './backups.js';
 import { coreNodesSource } from './core-nodes.js';
 import { provisioningSource } from './provisioning.js';
 import { queuesSource } from './queues.js';
 import { securitySource } from './security.js';
-import type { Source, SourceData } from './types.js';
+import type { AnySource, ScheduledSource } from './types.js';
 
 /** Nodes read at most by the core-nodes source. */
 const MAX_CORE_NODES = 5000;
@@ -25,24 +24,24 @@ const SCAN_CALLS_PER_COLLECTION = 2000;
 
 /** The five sources, in display order, with their schedules. */
 export function createSources(config: Config, db: Database, redis: Redis): ScheduledSource[] {
-  const sources: Array<Source<SourceData>> = [
-    coreNodesSource(db, { expectedNodes: config.expectedNodes, maxNodes: MAX_CORE_NODES }) as Source<SourceData>,
+  const sources: AnySource[] = [
+    coreNodesSource(db, { expectedNodes: config.expectedNodes, maxNodes: MAX_CORE_NODES }),
     queuesSource(redis, {
       prefixes: config.queuePrefixes,
       discoveryIntervalSeconds: config.queueDiscoveryIntervalSeconds,
       maxPriorityLevels: MAX_PRIORITY_LEVELS,
       scanCallsPerCollection: SCAN_CALLS_PER_COLLECTION,
-    }) as Source<SourceData>,
+    }),
     provisioningSource(db, {
       stuckThresholdSeconds: config.stuckThresholdSeconds,
       labelValueLimit: config.labelValueLimit,
       errorMessageMaxLength: config.errorMessageMaxLength,
-    }) as Source<SourceData>,
+    }),
     securitySource(db, {
       recountIntervalSeconds: config.shieldRecountIntervalSeconds,
       lateCommitSeconds: config.shieldLateCommitSeconds,
-    }) as Source<SourceData>,
-    backupsSource(db, { labelValueLimit: config.labelValueLimit }) as Source<SourceData>,
+    }),
+    backupsSource(db, { labelValueLimit: config.labelValueLimit }),
   ];
   return sources.map((source) => ({ source, schedule: config.sources[source.name] }));
 }

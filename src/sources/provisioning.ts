@@ -8,6 +8,7 @@ import { KNOWN, UNKNOWN_LABEL } from '../catalog.js';
 import type { Database } from '../db/client.js';
 import { knownLabel, LabelLimiter, SampleSet, toSeconds, type InvalidCounts, type Sample } from '../metrics/sample.js';
 import { redactText } from '../redact.js';
+import type { ProvisioningOverview } from '../contract.js';
 import type { CollectContext, Source, SourceData } from './types.js';
 
 /** Options of the provisioning source. */
@@ -132,11 +133,21 @@ export function provisioningSamples(data: ProvisioningData): Sample[] {
     const cur = oldest.get(key);
     if (!cur || r.oldest < cur.at) oldest.set(key, { type: r.typeLabel, status: r.statusLabel, at: r.oldest });
   }
-  for (const o of oldest.values()) s.add('provisioningOldestStuck', { type: o.type, status: o.status }, toSeconds(o.at));
+  for (const o of oldest.values()) s.add('provisioningOldestLive', { type: o.type, status: o.status }, toSeconds(o.at));
   for (const h of data.hotspots) {
     s.add('provisioningFailed24h', { action: h.actionLabel, resource_type: h.resourceTypeLabel }, h.failed);
   }
   return s.list();
+}
+
+/** The provisioning section of the JSON overview (pure). */
+export function provisioningOverview(data: ProvisioningData): ProvisioningOverview {
+  return {
+    failedLast24h: data.failedLast24h,
+    // Every job stuck now, whenever it started: the contract fixed the name.
+    stuckLast24h: data.stuck,
+    recentFailures: data.recentFailures.map((f) => ({ ...f, createdAt: f.createdAt.toISOString() })),
+  };
 }
 
 /** SQL timestamp parameter: an instant as UTC wall time, as Prisma stores timestamp(3) columns. */
@@ -184,7 +195,7 @@ async function readProvisioning(db: Database, ctx: CollectContext, options: Prov
 }
 
 /** The provisioning source. */
-export function provisioningSource(db: Database, options: ProvisioningOptions): Source<ProvisioningData> {
+export function provisioningSource(db: Database, options: ProvisioningOptions): Source<ProvisioningData, 'provisioning'> {
   const knownTypes = new Set<string>();
   return {
     name: 'provisioning',
@@ -194,5 +205,6 @@ export function provisioningSource(db: Database, options: ProvisioningOptions): 
       return mapProvisioning(rows, options, knownTypes);
     },
     samples: provisioningSamples,
+    section: { name: 'provisioning', overview: provisioningOverview },
   };
 }

@@ -14,6 +14,7 @@
 import type { Redis } from 'ioredis';
 import { KNOWN } from '../catalog.js';
 import { countInvalid, SampleSet, toSeconds, type InvalidCounts, type Sample } from '../metrics/sample.js';
+import type { QueueOverview } from '../contract.js';
 import type { CollectContext, Source, SourceData } from './types.js';
 
 /** Options of the queues source. */
@@ -187,6 +188,24 @@ export function queueSamples(data: QueuesData): Sample[] {
   return s.list();
 }
 
+/** The queues' section of the JSON overview, ages measured at the collection's instant (pure). */
+export function queuesOverview(data: QueuesData, collectedAt: Date): QueueOverview[] {
+  return data.queues.map((q) => {
+    const o: QueueOverview = {
+      name: q.name,
+      waiting: q.counts.waiting + q.counts.prioritized + q.counts.paused,
+      active: q.counts.active,
+      failed: q.counts.failed,
+      delayed: q.counts.delayed,
+      prefix: q.prefix,
+      paused: q.paused,
+    };
+    if (q.oldestWaitingAt) o.oldestWaitingSeconds = Math.max(0, (collectedAt.getTime() - q.oldestWaitingAt.getTime()) / 1000);
+    if (q.workers !== undefined) o.workers = q.workers;
+    return o;
+  });
+}
+
 /**
  * Waits for a connection attempt under way to finish, so the first collection
  * after start-up (or a reconnect) does not fail only because the socket is not
@@ -210,7 +229,7 @@ async function whenConnected(client: Redis, signal: AbortSignal): Promise<void> 
 type RedisWithStats = Redis & { opsQueueStats(keyPrefix: string, maxLevels: number): Promise<unknown[]> };
 
 /** The queues source. Holds the discovered queues between collections. */
-export function queuesSource(redis: Redis, options: QueuesOptions): Source<QueuesData> {
+export function queuesSource(redis: Redis, options: QueuesOptions): Source<QueuesData, 'queues'> {
   const client = redis as RedisWithStats;
   if (typeof client.opsQueueStats !== 'function') {
     client.defineCommand('opsQueueStats', { numberOfKeys: 1, lua: QUEUE_STATS_LUA });
@@ -311,5 +330,6 @@ export function queuesSource(redis: Redis, options: QueuesOptions): Source<Queue
       return { queues, invalid };
     },
     samples: queueSamples,
+    section: { name: 'queues', overview: queuesOverview },
   };
 }

@@ -9,6 +9,7 @@ import { KNOWN, UNKNOWN_LABEL } from '../catalog.js';
 import type { Database, DbTx } from '../db/client.js';
 import { countInvalid, knownLabel, SampleSet, type InvalidCounts, type Sample } from '../metrics/sample.js';
 import { ShieldWindow, type DecisionCountRow, type DecisionCounts, type WindowDelta, type WindowRecount } from './shield-window.js';
+import type { SecurityOverview } from '../contract.js';
 import type { CollectContext, Source, SourceData } from './types.js';
 
 /** Options of the security source. */
@@ -159,6 +160,29 @@ export function securitySamples(data: SecurityData): Sample[] {
   return s.list();
 }
 
+/** The security section of the JSON overview (pure). */
+export function securityOverview(data: SecurityData): SecurityOverview {
+  const d = data.events24h;
+  const byDecision = { ALLOW: d.ALLOW ?? 0, BLOCK: d.BLOCK ?? 0, CHALLENGE: d.CHALLENGE ?? 0, RATE_LIMITED: d.RATE_LIMITED ?? 0 };
+  const total = Object.values(d).reduce((a, b) => a + b, 0);
+  const o: SecurityOverview = {
+    shieldEventsLast24h: { total, byDecision, otherDecisions: total - Object.values(byDecision).reduce((a, b) => a + b, 0) },
+    shieldPolicies: {
+      enforceCount: data.policies.ENFORCE ?? 0,
+      monitorCount: data.policies.MONITOR ?? 0,
+      disabledCount: data.policies.DISABLED ?? 0,
+    },
+  };
+  if (data.guardianOpen) {
+    o.guardianFindings = {
+      criticalOpen: data.guardianOpen.CRITICAL ?? 0,
+      highOpen: data.guardianOpen.HIGH ?? 0,
+      mediumOpen: data.guardianOpen.MEDIUM ?? 0,
+    };
+  }
+  return o;
+}
+
 /** Groups rows of (raw value, count) under known labels, UNKNOWN for the rest. */
 export function groupKnown(rows: ReadonlyArray<{ value: string | null; count: number }>, known: readonly string[], invalid: InvalidCounts): Record<string, number> {
   const out: Record<string, number> = Object.fromEntries([...known, UNKNOWN_LABEL].map((k) => [k, 0]));
@@ -172,7 +196,7 @@ export function groupKnown(rows: ReadonlyArray<{ value: string | null; count: nu
 }
 
 /** The security source. Keeps the 24 h window between collections. */
-export function securitySource(db: Database, options: SecurityOptions): Source<SecurityData> & { window: ShieldWindow } {
+export function securitySource(db: Database, options: SecurityOptions): Source<SecurityData, 'security'> & { window: ShieldWindow } {
   const win = new ShieldWindow({
     windowMs: SHIELD_WINDOW_MS,
     lateCommitMs: options.lateCommitSeconds * 1000,
@@ -218,5 +242,6 @@ export function securitySource(db: Database, options: SecurityOptions): Source<S
       };
     },
     samples: securitySamples,
+    section: { name: 'security', overview: securityOverview },
   };
 }
