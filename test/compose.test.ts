@@ -75,10 +75,13 @@ describe('docker-compose.yml', () => {
   it('pins every image to a version and a digest, the Dockerfile\'s bases too', () => {
     for (const [name, s] of Object.entries(services)) {
       expect(s.image, name).toBeDefined();
-      if (s.build) expect(s.image, name).toBe('ops-overview:local');
+      if (s.build) expect(s.image, name).toBe(name === 'exporter' ? 'ops-overview:local' : 'ops-overview-simulator:local');
       else expect(s.image, name).toMatch(PINNED);
     }
-    const froms = readFileSync(rel('Dockerfile'), 'utf8').split('\n').filter((l) => /^FROM\s/i.test(l)).map((l) => l.split(/\s+/)[1]!);
+    const lines = readFileSync(rel('Dockerfile'), 'utf8').split('\n').filter((l) => /^FROM\s/i.test(l));
+    const stages = lines.map((l) => /\sAS\s+(\S+)/i.exec(l)?.[1]).filter(Boolean);
+    // Bases that are not one of the file's own stages.
+    const froms = lines.map((l) => l.split(/\s+/)[1]!).filter((f) => !stages.includes(f));
     expect(froms.length).toBeGreaterThan(0);
     for (const f of froms) expect(f).toMatch(PINNED);
     expect(froms.every((f) => f.startsWith('node:20.'))).toBe(true);
@@ -180,7 +183,10 @@ describe('the exporter service', () => {
   const env = serviceEnv('exporter');
 
   it('is built from the repository, listens on 9471 and is checked on /healthz', () => {
-    expect(services.exporter!.build).toEqual({ context: '.', dockerfile: 'Dockerfile' });
+    expect(services.exporter!.build).toEqual({ context: '.', dockerfile: 'Dockerfile', target: 'exporter' });
+    for (const name of ['setup', 'simulator']) {
+      expect(services[name]!.build, name).toEqual({ context: '.', dockerfile: 'Dockerfile', target: 'simulator' });
+    }
     expect(env.PORT).toBe('9471');
     expect(env.HOST).toBe('0.0.0.0');
     expect(services.exporter!.healthcheck!.test!.join(' ')).toContain('http://127.0.0.1:9471/healthz');
@@ -206,6 +212,20 @@ describe('the exporter service', () => {
     for (const key of Object.keys(env)) expect(known, `${key} is not a variable the exporter reads`).toContain(key);
     expect(env.DATABASE_URL).toMatch(/^postgresql:\/\//);
     expect(env.OPS_EXPECTED_NODES!.split(',')).toEqual(['SRV1-WEB', 'MAIL-CORE', 'DNS-CORE', 'CLOUD-CORE', 'MIGRAGUARD-QUANTUM', 'DB-CORE', 'MPANEL-CORE', 'VOIP-CORE']);
+  });
+
+  it('has a Dockerfile whose default image is the exporter, with only production modules', () => {
+    const dockerfile = readFileSync(rel('Dockerfile'), 'utf8');
+    const stages = [...dockerfile.matchAll(/^FROM\s+\S+\s+AS\s+(\S+)/gim)].map((m) => m[1]);
+    expect(stages.at(-1)).toBe('exporter');
+    expect(stages).toContain('simulator');
+    const exporter = dockerfile.slice(dockerfile.lastIndexOf('\nFROM '));
+    // Its modules come from the pruned stage; no TypeScript sources, no tsx.
+    expect(exporter).toContain('COPY --from=exporter-modules /app/node_modules ./node_modules');
+    expect(exporter).not.toMatch(/COPY src\b|tsx/);
+    expect(dockerfile).toMatch(/npm prune --omit=dev --omit=optional/);
+    const pkg = JSON.parse(readFileSync(rel('package.json'), 'utf8')) as { dependencies: Record<string, string> };
+    for (const devOnly of ['@electric-sql/pglite', 'pglite-prisma-adapter', 'tsx', 'prisma']) expect(pkg.dependencies, devOnly).not.toHaveProperty(devOnly);
   });
 
   it('has a Dockerfile that installs with npm ci, builds, runs as a non-root user and starts the compiled exporter', () => {
