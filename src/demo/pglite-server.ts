@@ -4,14 +4,14 @@
  * pools, Prisma's `@prisma/adapter-pg`, `psql`) can read the embedded demo
  * database.
  *
- * Why not `@electric-sql/pglite-socket`: the only copy installed (0.1.3, pulled
- * in by `prisma`) queues single protocol messages from all connections on one
- * backend and pins a connection only while a transaction is open, so a pool's
- * concurrent Parse/Bind/Execute/Sync batches interleave: results and errors land
- * on the wrong connection (reproduced with pglite 0.5.16 and a 4-connection `pg`
- * pool; upstream electric-sql/pglite#1046). Here a connection owns the backend
- * from its first message until the backend reports ReadyForQuery idle ('I'),
- * which is the protocol's own "session is clean" point.
+ * Why not `@electric-sql/pglite-socket`: 0.1.3 interleaved a pool's concurrent
+ * Parse/Bind/Execute/Sync batches (upstream electric-sql/pglite#1046); 0.2.17
+ * fixes that, but lets an in-process query run inside a socket client's open
+ * transaction, which is the demo's normal case (the simulator writes while
+ * the exporter holds a read-only snapshot): docs/pglite-socket.md. Here a
+ * connection owns the backend, through the session lock the simulator takes
+ * too, from its first message until the backend reports ReadyForQuery idle
+ * ('I'), which is the protocol's own "session is clean" point.
  */
 import net from 'node:net';
 import type { PGlite } from '@electric-sql/pglite';
