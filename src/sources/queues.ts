@@ -1,6 +1,8 @@
 /**
- * BullMQ queues (Redis): per queue, the jobs in each state, when the oldest
- * waiting job was enqueued, the workers connected and whether it is paused.
+ * BullMQ queues (Redis): per queue, the jobs in each state, since when the
+ * longest-waiting job has been ready to run (when it became due or re-entered
+ * the wait list, not when it was created), the workers connected and whether
+ * it is paused; per prefix, totals over every queue read.
  *
  * Queues are discovered, not configured: a SCAN for `<prefix>:*:meta` hashes
  * (BullMQ writes that hash with every job added), repeated on a slow schedule,
@@ -10,6 +12,9 @@
  * trip, plus one CLIENT LIST for the workers. BullMQ's own getJobCounts() is
  * one script per queue and per call, and its getWorkersCount() one CLIENT LIST
  * per queue: the same reads, batched. The counts match BullMQ's (tested).
+ *
+ * Series are bounded by design (rankQueues): what can page is always served,
+ * the healthy remainder only up to a maximum, and totals stay true.
  */
 import type { Redis } from 'ioredis';
 import { KNOWN } from '../catalog.js';
@@ -155,9 +160,14 @@ local function duration(x)
   if x and x == x and x > 0 and x < math.huge then return x end
   return 0
 end
--- The job's options (BullMQ's JSON), unless too big to decode cheaply or not JSON.
+-- The job's options (BullMQ's JSON, a few hundred bytes), unless too big to
+-- decode cheaply, not JSON, or this call has decoded enough already: hostile
+-- options cannot make the script slow. Without them a job's earliest
+-- possible time (its creation or last start) is used.
+local decodes = 0
 local function options(key)
-  if rcall('HSTRLEN', key, 'opts') > 65536 then return {} end
+  if decodes >= 32 or rcall('HSTRLEN', key, 'opts') > 4096 then return {} end
+  decodes = decodes + 1
   local ok, o = pcall(cjson.decode, rcall('HGET', key, 'opts') or '')
   if ok and type(o) == 'table' then return o end
   return {}
@@ -175,8 +185,11 @@ local function backoff(b, n)
 end
 -- When a job promoted before it was due re-entered the wait list: the newest
 -- "waiting" event of the job in the stream (its id is the time), searching at
--- most ARGV[4] events back to its creation. Nil when trimmed away.
+-- most ARGV[4] events back to its creation, once per call. Nil when trimmed away.
+local searched = false
 local function promotedAt(id, since)
+  if searched then return nil end
+  searched = true
   local events = redis.pcall('XREVRANGE', p .. 'events', '+', string.format('%.0f', since), 'COUNT', tonumber(ARGV[4]))
   if type(events) ~= 'table' or events.err then return nil end
   for _, e in ipairs(events) do
