@@ -225,5 +225,13 @@ describe('oldest waiting job, after a delay or a retry', () => {
     // The checker moved it later than that: the age is overstated, never understated.
     expect(idMs(stalledId)).toBeGreaterThanOrEqual(Number(hash.processedOn));
     await expectBullMQCounts(q, view);
+
+    // The stalled job went back to the front of the line (the tail), so the
+    // oldest FIFO job is no longer at an end of the list: it is still found.
+    const older = await q.add('hosting.create', {}, { timestamp: Date.now() - 120_000 });
+    await q.add('hosting.create', {});
+    expect(await client.lrange(`${PREFIX}:${name}:wait`, 0, -1)).toEqual(['3', older.id, job.id]);
+    const after = await collect(name);
+    expect(after.oldestWaitingAt?.getTime()).toBe(older.timestamp);
   });
 });

@@ -128,10 +128,13 @@ local function candidate(id)
     candidates[#candidates + 1] = id
   end
 end
--- FIFO jobs are pushed at the head and LIFO ones at the tail: the oldest is at one end.
+-- FIFO jobs are pushed at the head and LIFO ones at the tail: the oldest is
+-- at one end. Stalled and rate-limited jobs go back to the tail (the front of
+-- the line), in front of the oldest FIFO job: look a few deep there.
 local function ends(key)
-  for _, i in ipairs({0, -1}) do
-    local id = rcall('LINDEX', key, i)
+  local ids = rcall('LRANGE', key, -4, -1)
+  ids[#ids + 1] = rcall('LINDEX', key, 0)
+  for _, id in ipairs(ids) do
     if id and string.sub(id, 1, 2) ~= '0:' then candidate(id) end
   end
 end
