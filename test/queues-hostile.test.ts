@@ -11,13 +11,16 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KNOWN } from '../src/catalog.js';
 import type { InvalidCounts } from '../src/metrics/sample.js';
-import { parseQueueStats, queueSamples, rankQueues, type QueueView } from '../src/sources/queues.js';
+import { config as monitoring } from '../monitoring/config.js';
+import { ALWAYS_SERVE_WAITING_SECONDS, parseQueueStats, queueSamples, rankQueues, type QueueView } from '../src/sources/queues.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 import { buildTestExporter, overview } from './helpers/exporter.js';
 import { promtoolCheck, samples, value } from './helpers/prom-text.js';
 import { startRedisServer, type RedisServer } from './helpers/redis-server.js';
 
 const T0 = 1_700_000_000_000;
+/** "Now" of the pure ranking tests: a minute after T0, before any backlog counts as old. */
+const NOW = new Date(T0 + 60_000);
 
 let server: RedisServer;
 let client: Redis;
@@ -223,7 +226,7 @@ describe('ranking and bounding queues (pure)', () => {
 
   it('serves what pages first, then backlogs longest-waiting first, then failures, then the rest by name', () => {
     const invalid: InvalidCounts = {};
-    const { queues: served } = rankQueues(queues, ['bull'], 100, invalid);
+    const { queues: served } = rankQueues(queues, ['bull'], 100, NOW, invalid);
     expect(served.map((q) => q.name)).toEqual([
       'no-worker',
       'paused-backlog',
@@ -242,7 +245,7 @@ describe('ranking and bounding queues (pure)', () => {
 
   it('never bounds what pages, even with a bound of 0, and totals every queue per configured prefix', () => {
     const invalid: InvalidCounts = {};
-    const { queues: served, totals } = rankQueues(queues, ['bull', 'other'], 3, invalid);
+    const { queues: served, totals } = rankQueues(queues, ['bull', 'other'], 3, NOW, invalid);
     expect(served.map((q) => q.name)).toEqual(['no-worker', 'paused-backlog', 'backlog-old']);
     expect(invalid).toEqual({ label_overflow: 8 });
     expect(totals).toEqual([
@@ -254,11 +257,21 @@ describe('ranking and bounding queues (pure)', () => {
       },
       { prefix: 'other', queues: 0, withoutSeries: 0, counts: Object.fromEntries(KNOWN.queueState.map((s) => [s, 0])) },
     ]);
-    expect(rankQueues(queues, ['bull'], 0, {}).queues.map((q) => q.name)).toEqual(['no-worker', 'paused-backlog']);
+    expect(rankQueues(queues, ['bull'], 0, NOW, {}).queues.map((q) => q.name)).toEqual(['no-worker', 'paused-backlog']);
+  });
+
+  it('always serves a queue whose oldest job has waited as long as the backlog alert\'s default threshold', () => {
+    const at = (ms: number) => new Date(T0 + ms);
+    const old = view('old-backlog', { counts: { waiting: 1 }, oldestWaitingAt: at(0) });
+    const young = view('young-backlog', { counts: { waiting: 1 }, oldestWaitingAt: at(1) });
+    const just = new Date(T0 + ALWAYS_SERVE_WAITING_SECONDS * 1000);
+    expect(rankQueues([young, old], ['bull'], 0, just, {}).queues.map((q) => q.name)).toEqual(['old-backlog']);
+    expect(rankQueues([young, old], ['bull'], 0, new Date(just.getTime() - 1), {}).queues).toEqual([]);
+    expect(ALWAYS_SERVE_WAITING_SECONDS).toBe(monitoring.queues.oldestWaitingWarningSeconds);
   });
 
   it('emits the totals before any per-queue series, and the queues in rank order', () => {
-    const data = { ...rankQueues(queues, ['bull'], 3, {}), invalid: {} };
+    const data = { ...rankQueues(queues, ['bull'], 3, NOW, {}), invalid: {} };
     const metrics = queueSamples(data).map((s) => s.metric);
     const firstQueue = metrics.indexOf('queueJobs');
     expect(metrics.slice(0, firstQueue).every((m) => ['queuesRead', 'queuesWithoutSeries', 'queueJobsAll'].includes(m))).toBe(true);

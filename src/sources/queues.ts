@@ -45,6 +45,14 @@ export interface QueuesOptions {
  */
 export const DEFAULT_MAX_QUEUES_WITH_SERIES = 1000;
 
+/**
+ * A queue whose oldest job has waited this long (seconds) is always served,
+ * like one that pages: OpsQueueBacklogGrowing's default threshold
+ * (monitoring/config.ts `queues.oldestWaitingWarningSeconds`; a test keeps
+ * them equal).
+ */
+export const ALWAYS_SERVE_WAITING_SECONDS = 600;
+
 /** How far in the future a job's time may be (clock skew between hosts), ms. */
 export const CLOCK_SKEW_MS = 300_000;
 
@@ -303,10 +311,11 @@ function backlog(q: QueueView): number {
 /**
  * Orders queues by how alertable they are and bounds the healthy remainder
  * (pure). Always served, whatever the bound: a queue with jobs ready and no
- * worker connected (OpsQueueNoWorkers pages on it) and a paused queue with a
- * backlog. Then, up to `max` queues in all: queues with a backlog, longest
- * waiting first (those whose jobs have no usable time after them), then
- * queues with failed jobs, most first, then the rest by prefix and name.
+ * worker connected (OpsQueueNoWorkers pages on it), a paused queue with a
+ * backlog, and a queue whose oldest job has waited ALWAYS_SERVE_WAITING_SECONDS
+ * or more at `now`. Then, up to `max` queues in all: queues with a backlog,
+ * longest waiting first (those whose jobs have no usable time after them),
+ * then queues with failed jobs, most first, then the rest by prefix and name.
  * Each queue left out is counted once as label_overflow; the totals cover
  * every queue read, so sums over the prefix stay true.
  */
@@ -314,9 +323,13 @@ export function rankQueues(
   queues: readonly QueueView[],
   prefixes: readonly string[],
   max: number,
+  now: Date,
   invalid: InvalidCounts,
 ): { queues: QueueView[]; totals: QueuePrefixTotals[] } {
-  const pages = (q: QueueView) => (q.paused ? backlog(q) > 0 : q.counts.waiting + q.counts.prioritized > 0 && q.workers === 0);
+  const oldBefore = now.getTime() - ALWAYS_SERVE_WAITING_SECONDS * 1000;
+  const pages = (q: QueueView) =>
+    (q.paused ? backlog(q) > 0 : q.counts.waiting + q.counts.prioritized > 0 && q.workers === 0) ||
+    (q.oldestWaitingAt !== undefined && q.oldestWaitingAt.getTime() <= oldBefore);
   const always = queues.filter(pages);
   const rest = queues.filter((q) => !pages(q));
   const waitedSince = (q: QueueView) => q.oldestWaitingAt?.getTime() ?? Infinity;
@@ -522,7 +535,7 @@ export function queuesSource(redis: Redis, options: QueuesOptions): Source<Queue
         queues.push(view);
       });
       known = stillThere;
-      return { ...rankQueues(queues, options.prefixes, maxWithSeries, invalid), invalid };
+      return { ...rankQueues(queues, options.prefixes, maxWithSeries, ctx.now, invalid), invalid };
     },
     samples: queueSamples,
   };
