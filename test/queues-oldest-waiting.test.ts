@@ -235,3 +235,38 @@ describe('oldest waiting job, after a delay or a retry', () => {
     expect(after.oldestWaitingAt?.getTime()).toBe(older.timestamp);
   });
 });
+
+describe('backoff strategies after a retry (hashes as BullMQ leaves them)', () => {
+  // A job in wait after attempt 2 failed and its backoff was promoted: BullMQ
+  // keeps processedOn (attempt 2's start), ats = atm = 2 and the options.
+  const started = Date.now() - 3_600_000;
+  const cases: Array<[string, unknown, number]> = [
+    ['fixed', { type: 'fixed', delay: 5000 }, started + 5000],
+    ['a bare number (fixed)', 7000, started + 7000],
+    ['exponential: 2^(2-1) x delay', { type: 'exponential', delay: 1500 }, started + 3000],
+    ['exponential with jitter: the shortest it can draw', { type: 'exponential', delay: 1500, jitter: 0.5 }, started + 1500],
+    ['fixed with jitter above 1: no delay', { type: 'fixed', delay: 1500, jitter: 3 }, started],
+    ['a custom strategy: unknown, its last start', { type: 'my-strategy', delay: 1500 }, started],
+    ['a backoff longer than the time since: promoted early, its last start', { type: 'fixed', delay: 86_400_000 }, started],
+    ['no backoff: retried at once', undefined, started],
+  ];
+
+  it.each(cases)('%s', async (label, backoff, expected) => {
+    const name = `backoff-${label.replace(/\W+/g, '-')}`;
+    const key = `${PREFIX}:${name}`;
+    await client.hset(`${key}:meta`, 'opts.maxLenEvents', '10000');
+    await client.lpush(`${key}:wait`, '1');
+    await client.hset(`${key}:1`, {
+      name: 'job',
+      data: '{}',
+      opts: JSON.stringify({ attempts: 5, ...(backoff === undefined ? {} : { backoff }) }),
+      timestamp: String(started - 60_000),
+      delay: '0',
+      priority: '0',
+      processedOn: String(started),
+      ats: '2',
+      atm: '2',
+    });
+    expect((await collect(name)).oldestWaitingAt?.getTime()).toBe(expected);
+  });
+});
