@@ -85,9 +85,12 @@ export const METRICS = {
 
   // BullMQ queues
   queueJobs: def('ops_queue_jobs', 'gauge', 'count', 'queues', ['prefix', 'queue', 'state'], 'BullMQ jobs in the queue by state.'),
-  queueOldestWaiting: def('ops_queue_oldest_waiting_job_timestamp_seconds', 'gauge', 'timestamp_seconds', 'queues', ['prefix', 'queue'], 'When the oldest job still waiting (waiting, prioritized or paused) was enqueued, Unix seconds; absent when nothing waits.'),
+  queueOldestWaiting: def('ops_queue_oldest_waiting_job_timestamp_seconds', 'gauge', 'timestamp_seconds', 'queues', ['prefix', 'queue'], 'Since when the longest-waiting job (waiting, prioritized or paused) has been ready to run (when it became due or re-entered the wait list), Unix seconds; absent when nothing waits.'),
   queueWorkers: def('ops_queue_workers', 'gauge', 'count', 'queues', ['prefix', 'queue'], 'BullMQ workers connected to the queue; absent when Redis does not allow CLIENT LIST.'),
   queuePaused: def('ops_queue_paused', 'gauge', 'boolean', 'queues', ['prefix', 'queue'], 'Whether the queue is paused (1) or not (0).'),
+  queueJobsAll: def('ops_queue_jobs_all', 'gauge', 'count', 'queues', ['prefix', 'state'], 'BullMQ jobs by state summed over every queue read under the prefix, including queues left without per-queue series by the bound.'),
+  queuesRead: def('ops_queues', 'gauge', 'count', 'queues', ['prefix'], 'BullMQ queues read under the prefix.'),
+  queuesWithoutSeries: def('ops_queues_without_series', 'gauge', 'count', 'queues', ['prefix'], 'BullMQ queues read under the prefix but served without per-queue series (beyond the bound on healthy queues; counted as label_overflow too).'),
 
   // Provisioning
   provisioningJobs: def('ops_provisioning_jobs', 'gauge', 'count', 'provisioning', ['type', 'status'], 'Non-terminal provisioning jobs by queue type and status (PENDING, RUNNING, DELAYED; UNKNOWN for any other non-terminal value).'),

@@ -1,6 +1,8 @@
 /**
- * BullMQ queues (Redis): per queue, the jobs in each state, when the oldest
- * waiting job was enqueued, the workers connected and whether it is paused.
+ * BullMQ queues (Redis): per queue, the jobs in each state, since when the
+ * longest-waiting job has been ready to run (when it became due or re-entered
+ * the wait list, not when it was created), the workers connected and whether
+ * it is paused; per prefix, totals over every queue read.
  *
  * Queues are discovered, not configured: a SCAN for `<prefix>:*:meta` hashes
  * (BullMQ writes that hash with every job added), repeated on a slow schedule,
@@ -10,6 +12,9 @@
  * trip, plus one CLIENT LIST for the workers. BullMQ's own getJobCounts() is
  * one script per queue and per call, and its getWorkersCount() one CLIENT LIST
  * per queue: the same reads, batched. The counts match BullMQ's (tested).
+ *
+ * Series are bounded by design (rankQueues): what can page is always served,
+ * the healthy remainder only up to a maximum, and totals stay true.
  */
 import type { Redis } from 'ioredis';
 import { KNOWN } from '../catalog.js';
@@ -27,7 +32,36 @@ export interface QueuesOptions {
   scanCallsPerCollection: number;
   /** Priority levels inspected at most per queue when looking for the oldest prioritized job. */
   maxPriorityLevels: number;
+  /**
+   * Queues served with per-queue series at most, besides the alertable ones
+   * that are always served (see rankQueues); default
+   * DEFAULT_MAX_QUEUES_WITH_SERIES.
+   */
+  maxQueuesWithSeries?: number;
 }
+
+/**
+ * Default bound on queues with per-queue series: 11 series each, so 11,000
+ * series, well under the runner's per-source cap, whatever else is served.
+ */
+export const DEFAULT_MAX_QUEUES_WITH_SERIES = 1000;
+
+/**
+ * A queue whose oldest job has waited this long (seconds) is always served,
+ * like one that pages: OpsQueueBacklogGrowing's default threshold
+ * (monitoring/config.ts `queues.oldestWaitingWarningSeconds`; a test keeps
+ * them equal).
+ */
+export const ALWAYS_SERVE_WAITING_SECONDS = 600;
+
+/** How far in the future a job's time may be (clock skew between hosts), ms. */
+export const CLOCK_SKEW_MS = 300_000;
+
+/** Events searched at most, per candidate job, for when a job promoted early re-entered the wait list. */
+const EVENTS_SEARCHED = 500;
+
+/** The latest millisecond a JavaScript Date can hold. */
+const MAX_DATE_MS = 8.64e15;
 
 /** BullMQ job states, as BullMQ names them. */
 export type QueueState = (typeof KNOWN.queueState)[number];
@@ -38,27 +72,50 @@ export interface QueueView {
   name: string;
   counts: Record<QueueState, number>;
   paused: boolean;
-  /** Enqueue time of the oldest waiting job (waiting, prioritized or paused); undefined when none waits. */
+  /**
+   * Since when the longest-waiting job (waiting, prioritized or paused) has
+   * been ready to run: when it became due or re-entered the wait list (see
+   * the README); undefined when none waits or none has a usable time.
+   */
   oldestWaitingAt?: Date;
   /** Workers connected; undefined when Redis refuses CLIENT LIST. */
   workers?: number;
 }
 
+/** Totals of one prefix over every queue read, whether served with per-queue series or not. */
+export interface QueuePrefixTotals {
+  prefix: string;
+  /** Queues read. */
+  queues: number;
+  /** Queues read but left without per-queue series by the bound. */
+  withoutSeries: number;
+  /** Jobs by state, summed over every queue read. */
+  counts: Record<QueueState, number>;
+}
+
 /** What a queues collection returns. */
 export interface QueuesData extends SourceData {
+  /** The queues served with per-queue series, the most alertable first (rankQueues). */
   queues: QueueView[];
+  /** Per prefix (every configured one), totals over every queue read. */
+  totals: QueuePrefixTotals[];
 }
 
 /**
  * Reads one queue atomically. KEYS[1] is the queue's key prefix
- * (`<prefix>:<name>:`); ARGV[1] the most priority levels to inspect.
+ * (`<prefix>:<name>:`); ARGV[1] the most priority levels to inspect, ARGV[2]
+ * the collection's instant (ms since the epoch), ARGV[3] the clock skew
+ * allowed (ms), ARGV[4] the most events searched for one early-promoted job.
  * Returns: meta exists, is a BullMQ meta, paused, wait, paused, active,
- * delayed, prioritized, failed, completed, waiting-children, oldest enqueue
- * time in ms (or -1), candidate jobs without a usable timestamp.
+ * delayed, prioritized, failed, completed, waiting-children, the earliest
+ * time (ms) a candidate job has been ready since (or -1), candidate jobs
+ * without a usable timestamp.
  */
 const QUEUE_STATS_LUA = `
 local p = KEYS[1]
 local rcall = redis.call
+local now = tonumber(ARGV[2])
+local latest = now + tonumber(ARGV[3])
 local meta = p .. 'meta'
 if rcall('EXISTS', meta) == 0 then return {0} end
 local m = rcall('HMGET', meta, 'paused', 'opts.maxLenEvents', 'version')
@@ -80,10 +137,13 @@ local function candidate(id)
     candidates[#candidates + 1] = id
   end
 end
--- FIFO jobs are pushed at the head and LIFO ones at the tail: the oldest is at one end.
+-- FIFO jobs are pushed at the head and LIFO ones at the tail: the oldest is
+-- at one end. Stalled and rate-limited jobs go back to the tail (the front of
+-- the line), in front of the oldest FIFO job: look a few deep there.
 local function ends(key)
-  for _, i in ipairs({0, -1}) do
-    local id = rcall('LINDEX', key, i)
+  local ids = rcall('LRANGE', key, -4, -1)
+  ids[#ids + 1] = rcall('LINDEX', key, 0)
+  for _, id in ipairs(ids) do
     if id and string.sub(id, 1, 2) ~= '0:' then candidate(id) end
   end
 end
@@ -100,22 +160,102 @@ for _ = 1, tonumber(ARGV[1]) do
   local band = math.floor(tonumber(r[2]) / 4294967296)
   minScore = string.format('%.0f', (band + 1) * 4294967296)
 end
--- tonumber() accepts "NaN" and "inf": only finite values are times.
-local function finite(x)
-  if x and x == x and x > -math.huge and x < math.huge then return x end
+-- A time in ms: tonumber() accepts "NaN", "inf" and negatives; only
+-- 0 < t <= now + skew is a time a job can carry (and a JS Date can hold).
+local function time(x)
+  x = tonumber(x)
+  if x and x == x and x > 0 and x <= latest then return x end
   return nil
 end
-local oldest = -1
-local bad = 0
-for _, id in ipairs(candidates) do
-  local h = rcall('HMGET', p .. id, 'timestamp', 'delay')
-  local ts = finite(tonumber(h[1]))
-  if ts then
-    local at = ts + (finite(tonumber(h[2])) or 0)
-    if oldest < 0 or at < oldest then oldest = at end
-  elseif rcall('EXISTS', p .. id) == 1 then
-    bad = bad + 1
+local function duration(x)
+  x = tonumber(x)
+  if x and x == x and x > 0 and x < math.huge then return x end
+  return 0
+end
+-- The job's options (BullMQ's JSON, a few hundred bytes), unless too big to
+-- decode cheaply, not JSON, or this call has decoded enough already: hostile
+-- options cannot make the script slow. Without them a job's earliest
+-- possible time (its creation or last start) is used.
+local decodes = 0
+local function options(key)
+  if decodes >= 32 or rcall('HSTRLEN', key, 'opts') > 4096 then return {} end
+  decodes = decodes + 1
+  local ok, o = pcall(cjson.decode, rcall('HGET', key, 'opts') or '')
+  if ok and type(o) == 'table' then return o end
+  return {}
+end
+-- The least delay BullMQ's built-in backoffs give before attempt n + 1
+-- (classes/backoffs.js: jitter only shortens it); 0 for a custom strategy.
+local function backoff(b, n)
+  local kind, delay, jitter = 'fixed', b, 0
+  if type(b) == 'table' then kind, delay, jitter = b.type, b.delay, duration(b.jitter) end
+  delay = duration(delay)
+  if kind == 'exponential' then delay = math.floor(2 ^ (n - 1) * delay + 0.5)
+  elseif kind ~= 'fixed' then return 0 end
+  if jitter > 0 then delay = math.floor(delay * (1 - math.min(jitter, 1))) end
+  return delay
+end
+-- When a job promoted before it was due re-entered the wait list: the newest
+-- "waiting" event of the job in the stream (its id is the time), searching at
+-- most ARGV[4] events back to its creation, once per call. Nil when trimmed away.
+local searched = false
+local function promotedAt(id, since)
+  if searched then return nil end
+  searched = true
+  local events = redis.pcall('XREVRANGE', p .. 'events', '+', string.format('%.0f', since), 'COUNT', tonumber(ARGV[4]))
+  if type(events) ~= 'table' or events.err then return nil end
+  for _, e in ipairs(events) do
+    local f = e[2]
+    local event, job
+    for i = 1, #f - 1, 2 do
+      if f[i] == 'event' then event = f[i + 1] elseif f[i] == 'jobId' then job = f[i + 1] end
+    end
+    if job == id and event == 'waiting' then return time(string.match(e[1], '^(%d+)')) end
   end
+  return nil
+end
+local bad = 0
+-- Since when the job has been ready to run: when it became due or re-entered
+-- the wait list, from what BullMQ keeps on its hash (see the README).
+local function readySince(id)
+  local key = p .. id
+  local h = rcall('HMGET', key, 'timestamp', 'processedOn', 'ats', 'atm')
+  local ts = time(h[1])
+  if not ts then
+    if rcall('EXISTS', key) == 1 then bad = bad + 1 end
+    return nil
+  end
+  local o = options(key)
+  if h[2] then
+    local started = time(h[2])
+    if started then
+      -- Every attempt started was made: the last one failed and was retried
+      -- (moveToDelayed/retryJob), a backoff after it failed. Otherwise it
+      -- stalled or was moved back while active, after it started.
+      if h[3] and h[3] == h[4] then
+        local due = started + backoff(o.backoff, tonumber(h[4]))
+        if due <= latest then return due end
+      end
+      return started
+    end
+    bad = bad + 1
+    return ts
+  end
+  -- Never started: due at creation plus its delay (BullMQ resets the hash's
+  -- "delay" to 0 when it promotes the job, not the one in its options).
+  local due = ts + duration(o.delay)
+  if due <= now then return due end
+  -- Due in the future: promoted early (job.promote()), which BullMQ does not
+  -- date on the hash; else a clock a little ahead of Redis' clients.
+  local promoted = promotedAt(id, ts)
+  if promoted then return promoted end
+  if due <= latest then return due end
+  return ts
+end
+local oldest = -1
+for _, id in ipairs(candidates) do
+  local at = readySince(id)
+  if at and (oldest < 0 or at < oldest) then oldest = at end
 end
 return {1, isQueue, m[1] and 1 or 0, wait, paused, rcall('LLEN', p .. 'active'),
   rcall('ZCARD', p .. 'delayed'), rcall('ZCARD', prio), rcall('ZCARD', p .. 'failed'),
@@ -123,8 +263,12 @@ return {1, isQueue, m[1] and 1 or 0, wait, paused, rcall('LLEN', p .. 'active'),
   string.format('%.0f', oldest), bad}
 `;
 
-/** Decodes the script's reply; null when the queue is gone (pure). */
-export function parseQueueStats(prefix: string, name: string, reply: unknown[], invalid: InvalidCounts): QueueView | null {
+/**
+ * Decodes the script's reply; null when the queue is gone (pure). A time
+ * that is not a Date, not after the epoch or later than `latest` (the
+ * collection's instant plus clock skew) is counted bad_timestamp and left out.
+ */
+export function parseQueueStats(prefix: string, name: string, reply: unknown[], invalid: InvalidCounts, latest?: Date): QueueView | null {
   const n = (i: number) => Number(reply[i] ?? 0);
   if (n(0) !== 1) return null;
   if (n(1) !== 1) {
@@ -148,8 +292,69 @@ export function parseQueueStats(prefix: string, name: string, reply: unknown[], 
       'waiting-children': n(10),
     },
   };
-  if (Number.isFinite(oldestMs) && oldestMs >= 0) view.oldestWaitingAt = new Date(oldestMs);
+  if (oldestMs !== -1) {
+    const limit = Math.min(MAX_DATE_MS, latest ? latest.getTime() : MAX_DATE_MS);
+    if (Number.isFinite(oldestMs) && oldestMs > 0 && oldestMs <= limit) view.oldestWaitingAt = new Date(oldestMs);
+    else countInvalid(invalid, 'bad_timestamp');
+  }
   return view;
+}
+
+function zeroCounts(): Record<QueueState, number> {
+  return Object.fromEntries(KNOWN.queueState.map((s) => [s, 0])) as Record<QueueState, number>;
+}
+
+/** Jobs a worker could take now or once the queue resumes: waiting, prioritized and paused. */
+function backlog(q: QueueView): number {
+  return q.counts.waiting + q.counts.prioritized + q.counts.paused;
+}
+
+/**
+ * Orders queues by how alertable they are and bounds the healthy remainder
+ * (pure). Always served, whatever the bound: a queue with jobs ready and no
+ * worker connected (OpsQueueNoWorkers pages on it), a paused queue with a
+ * backlog, and a queue whose oldest job has waited ALWAYS_SERVE_WAITING_SECONDS
+ * or more at `now`. Then, up to `max` queues in all: queues with a backlog,
+ * longest waiting first (those whose jobs have no usable time after them),
+ * then queues with failed jobs, most first, then the rest by prefix and name.
+ * Each queue left out is counted once as label_overflow; the totals cover
+ * every queue read, so sums over the prefix stay true.
+ */
+export function rankQueues(
+  queues: readonly QueueView[],
+  prefixes: readonly string[],
+  max: number,
+  now: Date,
+  invalid: InvalidCounts,
+): { queues: QueueView[]; totals: QueuePrefixTotals[] } {
+  const oldBefore = now.getTime() - ALWAYS_SERVE_WAITING_SECONDS * 1000;
+  const pages = (q: QueueView) =>
+    (q.paused ? backlog(q) > 0 : q.counts.waiting + q.counts.prioritized > 0 && q.workers === 0) ||
+    (q.oldestWaitingAt !== undefined && q.oldestWaitingAt.getTime() <= oldBefore);
+  const always = queues.filter(pages);
+  const rest = queues.filter((q) => !pages(q));
+  const waitedSince = (q: QueueView) => q.oldestWaitingAt?.getTime() ?? Infinity;
+  const byName = (a: QueueView, b: QueueView) => (a.prefix === b.prefix ? (a.name < b.name ? -1 : a.name > b.name ? 1 : 0) : a.prefix < b.prefix ? -1 : 1);
+  const tier = (q: QueueView) => (backlog(q) > 0 ? 0 : q.counts.failed > 0 ? 1 : 2);
+  rest.sort((a, b) => tier(a) - tier(b) || (tier(a) === 0 ? waitedSince(a) - waitedSince(b) || 0 : tier(a) === 1 ? b.counts.failed - a.counts.failed : 0) || byName(a, b));
+  always.sort((a, b) => waitedSince(a) - waitedSince(b) || byName(a, b));
+  const served = [...always, ...rest.slice(0, Math.max(0, max - always.length))];
+  const left = rest.slice(Math.max(0, max - always.length));
+  if (left.length > 0) countInvalid(invalid, 'label_overflow', left.length);
+  const totals = new Map<string, QueuePrefixTotals>(
+    prefixes.map((prefix) => [prefix, { prefix, queues: 0, withoutSeries: 0, counts: zeroCounts() }]),
+  );
+  for (const q of queues) {
+    const t = totals.get(q.prefix);
+    if (!t) continue;
+    t.queues += 1;
+    for (const state of KNOWN.queueState) t.counts[state] += q.counts[state];
+  }
+  for (const q of left) {
+    const t = totals.get(q.prefix);
+    if (t) t.withoutSeries += 1;
+  }
+  return { queues: served, totals: [...totals.values()] };
 }
 
 /**
@@ -178,6 +383,13 @@ function queueKey(prefix: string, name: string): string {
 /** Metric samples of the queues. */
 export function queueSamples(data: QueuesData): Sample[] {
   const s = new SampleSet();
+  // Totals first, then queues most alertable first: if the runner's series
+  // cap ever cuts, it cuts the least alertable.
+  for (const t of data.totals ?? []) {
+    s.add('queuesRead', { prefix: t.prefix }, t.queues);
+    s.add('queuesWithoutSeries', { prefix: t.prefix }, t.withoutSeries);
+    for (const state of KNOWN.queueState) s.add('queueJobsAll', { prefix: t.prefix, state }, t.counts[state]);
+  }
   for (const q of data.queues) {
     const labels = { prefix: q.prefix, queue: q.name };
     for (const state of KNOWN.queueState) s.add('queueJobs', { ...labels, state }, q.counts[state]);
@@ -226,7 +438,9 @@ async function whenConnected(client: Redis, signal: AbortSignal): Promise<void> 
   });
 }
 
-type RedisWithStats = Redis & { opsQueueStats(keyPrefix: string, maxLevels: number): Promise<unknown[]> };
+type RedisWithStats = Redis & {
+  opsQueueStats(keyPrefix: string, maxLevels: number, nowMs: number, skewMs: number, eventsSearched: number): Promise<unknown[]>;
+};
 
 /** The queues source. Holds the discovered queues between collections. */
 export function queuesSource(redis: Redis, options: QueuesOptions): Source<QueuesData, 'queues'> {
@@ -235,11 +449,16 @@ export function queuesSource(redis: Redis, options: QueuesOptions): Source<Queue
     client.defineCommand('opsQueueStats', { numberOfKeys: 1, lua: QUEUE_STATS_LUA });
   }
   let known: Array<{ prefix: string; name: string }> = [];
+  const maxWithSeries = options.maxQueuesWithSeries ?? DEFAULT_MAX_QUEUES_WITH_SERIES;
   /** The discovery pass under way: where its SCAN stands. */
-  let pass: { prefixIndex: number; cursor: string; undecodable: number } | null = null;
+  let pass: { prefixIndex: number; cursor: string; unusable: InvalidCounts } | null = null;
   let passStartedAt = -Infinity;
-  /** Keys found by the last complete pass whose queue name is not UTF-8 (unusable as a label). */
-  let undecodable = 0;
+  /**
+   * Keys found by the last complete pass whose queue name cannot be a label:
+   * not UTF-8 (wrong_type), or empty (`bull::meta`, null_value: Prometheus
+   * reads an empty label as no label). Such queues are not read.
+   */
+  let unusable: InvalidCounts = {};
   const utf8 = new TextDecoder('utf-8', { fatal: true });
 
   const addKnown = (q: { prefix: string; name: string }) => {
@@ -261,7 +480,7 @@ export function queuesSource(redis: Redis, options: QueuesOptions): Source<Queue
     const started = Date.now();
     if (!pass) {
       if (nowMs - passStartedAt < options.discoveryIntervalSeconds * 1000) return;
-      pass = { prefixIndex: 0, cursor: '0', undecodable: 0 };
+      pass = { prefixIndex: 0, cursor: '0', unusable: {} };
       passStartedAt = nowMs;
     }
     for (let calls = 0; pass && calls < options.scanCallsPerCollection && Date.now() - started < budgetMs; calls++) {
@@ -274,16 +493,21 @@ export function queuesSource(redis: Redis, options: QueuesOptions): Source<Queue
         try {
           key = utf8.decode(raw);
         } catch {
-          pass.undecodable += 1;
+          countInvalid(pass.unusable, 'wrong_type');
           continue;
         }
-        addKnown({ prefix, name: key.slice(prefix.length + 1, -':meta'.length) });
+        const name = key.slice(prefix.length + 1, -':meta'.length);
+        if (name === '') {
+          countInvalid(pass.unusable, 'null_value');
+          continue;
+        }
+        addKnown({ prefix, name });
       }
       pass.cursor = next.toString();
       if (pass.cursor === '0') {
         pass.prefixIndex += 1;
         if (pass.prefixIndex >= options.prefixes.length) {
-          undecodable = pass.undecodable;
+          unusable = pass.unusable;
           pass = null;
         }
       }
@@ -297,9 +521,12 @@ export function queuesSource(redis: Redis, options: QueuesOptions): Source<Queue
       await whenConnected(client, ctx.signal);
       const invalid: InvalidCounts = {};
       await discoverStep(ctx.now.getTime(), ctx.signal, ctx.timeoutMs / 2);
-      if (undecodable > 0) countInvalid(invalid, 'wrong_type', undecodable);
+      for (const [reason, n] of Object.entries(unusable) as Array<[keyof InvalidCounts, number]>) countInvalid(invalid, reason, n);
+      const nowMs = ctx.now.getTime();
       const pipeline = client.pipeline();
-      for (const q of known) (pipeline as unknown as RedisWithStats).opsQueueStats(`${q.prefix}:${q.name}:`, options.maxPriorityLevels);
+      for (const q of known) {
+        (pipeline as unknown as RedisWithStats).opsQueueStats(`${q.prefix}:${q.name}:`, options.maxPriorityLevels, nowMs, CLOCK_SKEW_MS, EVENTS_SEARCHED);
+      }
       pipeline.client('LIST');
       const replies = (await pipeline.exec()) ?? [];
       const queues: QueueView[] = [];
@@ -320,14 +547,14 @@ export function queuesSource(redis: Redis, options: QueuesOptions): Source<Queue
         const r = reply as unknown[];
         // A queue whose meta hash disappeared is forgotten until rediscovered.
         if (Number(r[0]) === 1) stillThere.push(q);
-        const view = parseQueueStats(q.prefix, q.name, r, invalid);
+        const view = parseQueueStats(q.prefix, q.name, r, invalid, new Date(nowMs + CLOCK_SKEW_MS));
         if (!view) return;
         const w = workers?.get(queueKey(q.prefix, q.name));
         if (w !== undefined) view.workers = w;
         queues.push(view);
       });
       known = stillThere;
-      return { queues, invalid };
+      return { ...rankQueues(queues, options.prefixes, maxWithSeries, ctx.now, invalid), invalid };
     },
     samples: queueSamples,
     section: { name: 'queues', overview: queuesOverview },

@@ -1,0 +1,272 @@
+/**
+ * The oldest waiting job's time is when the job became ready to run, not
+ * when it was created: proved with real BullMQ (Queue, Worker, QueueEvents)
+ * for each way a job re-enters the wait list, on a Redis of the test's own.
+ * Every wait is on a BullMQ event or a Redis state, never a sleep.
+ */
+import { Queue, QueueEvents, Worker, type Job } from 'bullmq';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { queuesSource, type QueueView } from '../src/sources/queues.js';
+import { startRedisServer, type RedisServer } from './helpers/redis-server.js';
+
+const PREFIX = 'oldest';
+const STATES = ['waiting', 'active', 'delayed', 'failed', 'completed', 'paused', 'prioritized', 'waiting-children'] as const;
+
+let server: RedisServer;
+let client: Redis;
+let connection: { host: string; port: number; maxRetriesPerRequest: null };
+const closers: Array<() => Promise<unknown>> = [];
+const gates: Array<() => void> = [];
+
+beforeAll(async () => {
+  server = await startRedisServer();
+  connection = { host: '127.0.0.1', port: server.port, maxRetriesPerRequest: null };
+  client = new Redis(server.url);
+});
+
+afterAll(async () => {
+  for (const open of gates) open();
+  for (const close of closers.reverse()) await close().catch(() => undefined);
+  client?.disconnect();
+  await server?.destroy();
+});
+
+function queue(name: string): Queue {
+  const q = new Queue(name, { connection, prefix: PREFIX });
+  closers.push(() => q.close());
+  return q;
+}
+
+async function events(name: string): Promise<QueueEvents> {
+  // From the stream's start: an event written before its first read is not missed.
+  const e = new QueueEvents(name, { connection, prefix: PREFIX, lastEventId: '0-0' });
+  closers.push(() => e.close());
+  await e.waitUntilReady();
+  return e;
+}
+
+function worker(name: string, processor: ((job: Job) => Promise<unknown>) | null, opts: Record<string, unknown> = {}): Worker {
+  const w = new Worker(name, processor, { connection, prefix: PREFIX, ...opts });
+  w.on('error', () => undefined);
+  closers.push(() => w.close(true));
+  return w;
+}
+
+/** A promise that resolves on the first event `name` of `source` that `match` accepts, with its arguments. */
+function next<A extends unknown[]>(source: { on(e: string, f: (...a: A) => void): unknown; off(e: string, f: (...a: A) => void): unknown }, name: string, match: (...a: A) => boolean): Promise<A> {
+  return new Promise((resolve) => {
+    const f = (...a: A) => {
+      if (!match(...a)) return;
+      source.off(name, f);
+      resolve(a);
+    };
+    source.on(name, f);
+  });
+}
+
+/** The millisecond a stream event id names. */
+const idMs = (id: string) => Number(id.split('-')[0]);
+
+async function collect(name: string): Promise<QueueView> {
+  const source = queuesSource(client, { prefixes: [PREFIX], discoveryIntervalSeconds: 0, scanCallsPerCollection: 100, maxPriorityLevels: 8 });
+  const data = await source.collect({ now: new Date(), signal: new AbortController().signal, timeoutMs: 5000 });
+  const view = data.queues.find((q) => q.name === name);
+  if (!view) throw new Error(`queue ${name} not read`);
+  expect(data.invalid).toEqual({});
+  return view;
+}
+
+async function expectBullMQCounts(q: Queue, view: QueueView): Promise<void> {
+  const counts = await q.getJobCounts(...STATES);
+  for (const state of STATES) expect(view.counts[state], state).toBe(counts[state]);
+}
+
+/** A gate a processor can hold on until the test ends. */
+function gate(): Promise<void> {
+  return new Promise((resolve) => gates.push(resolve));
+}
+
+describe('oldest waiting job, after a delay or a retry', () => {
+  it('a delayed job promoted by a worker waits since it became due (timestamp + opts.delay), not since it was added', async () => {
+    const name = 'promoted-by-worker';
+    const q = queue(name);
+    const qe = await events(name);
+    // One job at a time across the queue, taken by a blocker: the worker still
+    // promotes the delayed job when it is due, but cannot take it.
+    await q.setGlobalConcurrency(1);
+    const held = gate();
+    const w = worker(name, async () => held, { concurrency: 2 });
+    const blocker = await q.add('blocker', {});
+    await next(w, 'active', (job: Job) => job.id === blocker.id);
+
+    const promoted = new Promise<[{ jobId: string; prev?: string }, string]>((resolve) => {
+      qe.on('waiting', (args, id) => {
+        if (args.prev === 'delayed') resolve([args, id]);
+      });
+    });
+    const job = await q.add('mail.box.create', {}, { delay: 1500 });
+    const [args, eventId] = await promoted;
+    expect(args.jobId).toBe(job.id);
+
+    const view = await collect(name);
+    expect(view.counts.waiting).toBe(1);
+    const hash = await client.hgetall(`${PREFIX}:${name}:${job.id}`);
+    // BullMQ reset the hash's delay: timestamp + delay would be the creation time.
+    expect(hash.delay).toBe('0');
+    expect(view.oldestWaitingAt?.getTime()).toBe(job.timestamp + 1500);
+    // The worker promoted it once due, not before.
+    expect(idMs(eventId)).toBeGreaterThanOrEqual(job.timestamp + 1500);
+    await expectBullMQCounts(q, view);
+  });
+
+  it('a job promoted early with job.promote() waits since its promotion (the waiting event), or since it was added once the stream is trimmed', async () => {
+    const name = 'promoted-by-hand';
+    const q = queue(name);
+    const qe = await events(name);
+    // Added a minute ago (BullMQ's timestamp option), due in an hour from then.
+    const job = await q.add('dns.zone.sync', {}, { delay: 3_600_000, timestamp: Date.now() - 60_000 });
+    const promoted = next(qe, 'waiting', (a: { jobId: string }) => a.jobId === job.id);
+    await job.promote();
+    const [, eventId] = (await promoted) as unknown as [unknown, string];
+
+    let view = await collect(name);
+    expect(view.counts).toMatchObject({ waiting: 1, delayed: 0 });
+    expect(view.oldestWaitingAt?.getTime()).toBe(idMs(eventId));
+    expect(idMs(eventId)).toBeGreaterThan(job.timestamp);
+    expect(idMs(eventId)).toBeLessThan(job.timestamp + 3_600_000);
+    await expectBullMQCounts(q, view);
+
+    // The stream no longer holds the promotion: the earliest it can have been is its creation.
+    await client.xtrim(`${PREFIX}:${name}:events`, 'MAXLEN', 0);
+    view = await collect(name);
+    expect(view.oldestWaitingAt?.getTime()).toBe(job.timestamp);
+  });
+
+  it('a job retried with exponential backoff waits since its backoff ended after its last start (processedOn + backoff), not since its first attempt', async () => {
+    const name = 'retried';
+    const q = queue(name);
+    const qe = await events(name);
+    await q.setGlobalConcurrency(2);
+    const held = gate();
+    let blockerActive: () => void = () => undefined;
+    const blockerRunning = new Promise<void>((resolve) => {
+      blockerActive = resolve;
+    });
+    const w = worker(
+      name,
+      async (job: Job) => {
+        if (job.name === 'blocker') {
+          blockerActive();
+          return held;
+        }
+        // First attempt: take the queue's only slot with a blocker, so that
+        // the retry, once promoted, stays waiting; then fail.
+        await q.add('blocker', {});
+        await blockerRunning;
+        await q.setGlobalConcurrency(1);
+        throw new Error('pod quota exceeded');
+      },
+      { concurrency: 3 },
+    );
+    const delayed = next(qe, 'delayed', (a: { jobId: string }) => a.jobId === '1');
+    const promoted = next(qe, 'waiting', (a: { jobId: string; prev?: string }) => a.jobId === '1' && a.prev === 'delayed');
+    const job = await q.add('cloudpod.create', {}, { attempts: 3, backoff: { type: 'exponential', delay: 1000 } });
+    expect(job.id).toBe('1');
+    const [delayedArgs, delayedId] = (await delayed) as unknown as [{ delay: string }, string];
+    await promoted;
+
+    const view = await collect(name);
+    expect(view.counts).toMatchObject({ waiting: 1, active: 1 });
+    const hash = await client.hgetall(`${PREFIX}:${name}:${job.id}`);
+    expect(hash).toMatchObject({ ats: '1', atm: '1', delay: '0' });
+    const processedOn = Number(hash.processedOn);
+    // Attempt 1 failed: exponential backoff 2^0 * 1000 ms after it.
+    expect(view.oldestWaitingAt?.getTime()).toBe(processedOn + 1000);
+    expect(view.oldestWaitingAt!.getTime()).toBeGreaterThan(job.timestamp);
+    // BullMQ's own due time (the delayed event) is that plus the failed
+    // attempt's run time, which the hash does not keep: never earlier.
+    const due = Number(delayedArgs.delay);
+    expect(due).toBeGreaterThanOrEqual(processedOn + 1000);
+    expect(due - (processedOn + 1000)).toBeLessThanOrEqual(idMs(delayedId) - processedOn);
+    await expectBullMQCounts(q, view);
+    void w;
+  });
+
+  it('a job moved back to wait by the stalled-job checker waits since its last start (processedOn), not since it was added', async () => {
+    const name = 'stalled';
+    const q = queue(name);
+    const qe = await events(name);
+    const held = gate();
+    // A worker that dies mid-job: its lock is never renewed.
+    const dying = worker(name, async () => held, { lockDuration: 300, skipLockRenewal: true, skipStalledCheck: true });
+    const job = await q.add('hosting.create', {}, { timestamp: Date.now() - 60_000 });
+    await next(dying, 'active', (j: Job) => j.id === job.id);
+    await dying.close(true);
+
+    const checker = worker(name, null, { autorun: false, stalledInterval: 1 });
+    const check = () => (checker as unknown as { moveStalledJobsToWait(): Promise<void> }).moveStalledJobsToWait();
+    // First check marks the active job as possibly stalled; the second, once its lock expired, moves it.
+    await check();
+    const lock = `${PREFIX}:${name}:${job.id}:lock`;
+    for (let ttl = await client.pttl(lock); ttl > 0; ttl = await client.pttl(lock)) await new Promise((r) => setTimeout(r, ttl));
+    await client.del(`${PREFIX}:${name}:stalled-check`);
+    const stalled = next(qe, 'stalled', (a: { jobId: string }) => a.jobId === job.id);
+    await check();
+    const [, stalledId] = (await stalled) as unknown as [unknown, string];
+
+    const view = await collect(name);
+    expect(view.counts).toMatchObject({ waiting: 1, active: 0 });
+    const hash = await client.hgetall(`${PREFIX}:${name}:${job.id}`);
+    expect(hash).toMatchObject({ stc: '1', ats: '1' });
+    expect(hash.atm).toBeUndefined();
+    expect(view.oldestWaitingAt?.getTime()).toBe(Number(hash.processedOn));
+    expect(view.oldestWaitingAt!.getTime()).toBeGreaterThan(job.timestamp);
+    // The checker moved it later than that: the age is overstated, never understated.
+    expect(idMs(stalledId)).toBeGreaterThanOrEqual(Number(hash.processedOn));
+    await expectBullMQCounts(q, view);
+
+    // The stalled job went back to the front of the line (the tail), so the
+    // oldest FIFO job is no longer at an end of the list: it is still found.
+    const older = await q.add('hosting.create', {}, { timestamp: Date.now() - 120_000 });
+    await q.add('hosting.create', {});
+    expect(await client.lrange(`${PREFIX}:${name}:wait`, 0, -1)).toEqual(['3', older.id, job.id]);
+    const after = await collect(name);
+    expect(after.oldestWaitingAt?.getTime()).toBe(older.timestamp);
+  });
+});
+
+describe('backoff strategies after a retry (hashes as BullMQ leaves them)', () => {
+  // A job in wait after attempt 2 failed and its backoff was promoted: BullMQ
+  // keeps processedOn (attempt 2's start), ats = atm = 2 and the options.
+  const started = Date.now() - 3_600_000;
+  const cases: Array<[string, unknown, number]> = [
+    ['fixed', { type: 'fixed', delay: 5000 }, started + 5000],
+    ['a bare number (fixed)', 7000, started + 7000],
+    ['exponential: 2^(2-1) x delay', { type: 'exponential', delay: 1500 }, started + 3000],
+    ['exponential with jitter: the shortest it can draw', { type: 'exponential', delay: 1500, jitter: 0.5 }, started + 1500],
+    ['fixed with jitter above 1: no delay', { type: 'fixed', delay: 1500, jitter: 3 }, started],
+    ['a custom strategy: unknown, its last start', { type: 'my-strategy', delay: 1500 }, started],
+    ['a backoff longer than the time since: promoted early, its last start', { type: 'fixed', delay: 86_400_000 }, started],
+    ['no backoff: retried at once', undefined, started],
+  ];
+
+  it.each(cases)('%s', async (label, backoff, expected) => {
+    const name = `backoff-${label.replace(/\W+/g, '-')}`;
+    const key = `${PREFIX}:${name}`;
+    await client.hset(`${key}:meta`, 'opts.maxLenEvents', '10000');
+    await client.lpush(`${key}:wait`, '1');
+    await client.hset(`${key}:1`, {
+      name: 'job',
+      data: '{}',
+      opts: JSON.stringify({ attempts: 5, ...(backoff === undefined ? {} : { backoff }) }),
+      timestamp: String(started - 60_000),
+      delay: '0',
+      priority: '0',
+      processedOn: String(started),
+      ats: '2',
+      atm: '2',
+    });
+    expect((await collect(name)).oldestWaitingAt?.getTime()).toBe(expected);
+  });
+});
