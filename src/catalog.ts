@@ -47,7 +47,7 @@ export const KNOWN = {
 /** Status label of an expected core node that has no row at all. */
 export const MISSING_NODE_STATUS = 'MISSING';
 
-export type MetricType = 'gauge' | 'counter';
+export type MetricType = 'gauge' | 'counter' | 'histogram';
 
 /** One metric family: everything a reader, a dashboard or a rule needs to know about it. */
 export interface MetricDef {
@@ -59,6 +59,8 @@ export interface MetricDef {
   unit: 'seconds' | 'ratio' | 'timestamp_seconds' | 'count' | 'boolean' | 'info' | 'bytes';
   /** Which source fills it; `exporter` for the exporter's own health. */
   source: SourceName | 'exporter';
+  /** A histogram's bucket upper bounds, ascending, in the metric's unit (+Inf is implied). */
+  buckets?: readonly number[];
 }
 
 function def<const N extends string>(
@@ -71,6 +73,24 @@ function def<const N extends string>(
 ): MetricDef & { name: N } {
   return { name, type, unit, source, labels, help };
 }
+
+/**
+ * A histogram family: cumulative bucket counts, sum and count per series,
+ * so `histogram_quantile()` and `rate()` work and exporters aggregate.
+ */
+function histogram<const N extends string>(
+  name: N,
+  unit: MetricDef['unit'],
+  source: MetricDef['source'],
+  labels: readonly string[],
+  buckets: readonly number[],
+  help: string,
+): MetricDef & { name: N } {
+  return { name, type: 'histogram', unit, source, labels, help, buckets };
+}
+
+/** Buckets for provisioning work, seconds: one second to one hour. */
+export const WORK_DURATION_BUCKETS = [1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600] as const;
 
 /** Every metric family the exporter serves, keyed by name. */
 export const METRICS = {

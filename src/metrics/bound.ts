@@ -21,10 +21,23 @@ function shortHash(value: string): string {
   return createHash('sha256').update(value).digest('hex').slice(0, 8);
 }
 
+/** A histogram sample is cumulative: one finite count per bucket, never decreasing, never above its count. */
+function validHistogram(sample: Sample, buckets: readonly number[]): boolean {
+  const h = sample.histogram;
+  if (!h || !Array.isArray(h.buckets) || h.buckets.length !== buckets.length || !Number.isFinite(h.sum)) return false;
+  let previous = 0;
+  for (const n of h.buckets) {
+    if (typeof n !== 'number' || !Number.isFinite(n) || n < previous || n > sample.value) return false;
+    previous = n;
+  }
+  return true;
+}
+
 /**
  * Keeps only samples prom-client can serve: a known metric, exactly the
  * catalog's label names with string values no longer than
- * MAX_LABEL_VALUE_LENGTH, a finite number (and not negative for a counter),
+ * MAX_LABEL_VALUE_LENGTH, a finite number (and not negative for a counter or
+ * a histogram, whose buckets must be cumulative),
  * at most MAX_SERIES_PER_SOURCE of them. What is dropped is counted in
  * `invalid` as wrong_type (one per sample) or label_overflow (beyond the
  * series cap); a cut value once as label_overflow however many series carry
@@ -36,7 +49,11 @@ export function boundSamples(samples: readonly Sample[], invalid: InvalidCounts)
   const cut = new Set<string>();
   for (const sample of samples) {
     const def = sample && typeof sample === 'object' ? METRICS[sample.metric as MetricKey] : undefined;
-    if (!def || typeof sample.value !== 'number' || !Number.isFinite(sample.value) || (def.type === 'counter' && sample.value < 0)) {
+    if (!def || typeof sample.value !== 'number' || !Number.isFinite(sample.value) || (def.type !== 'gauge' && sample.value < 0)) {
+      countInvalid(invalid, 'wrong_type');
+      continue;
+    }
+    if (def.type === 'histogram' && !validHistogram(sample, def.buckets ?? [])) {
       countInvalid(invalid, 'wrong_type');
       continue;
     }

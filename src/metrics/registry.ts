@@ -9,6 +9,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import { INVALID_REASONS, METRICS, type MetricKey } from '../catalog.js';
 import type { CollectionSnapshot, SourceSnapshot } from '../snapshot.js';
+import type { MetricDef } from '../catalog.js';
 import type { Sample } from './sample.js';
 
 /** Both registries; a scrape picks one by its Accept header. */
@@ -26,6 +27,36 @@ export interface RegistryOptions {
 
 /** prom-client default metrics left out: gauges with a counter's `_total` suffix. */
 const MISNAMED_DEFAULT_METRICS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
+
+/**
+ * A histogram family served from samples that carry their cumulative bucket
+ * counts (prom-client's own Histogram only observes values one at a time):
+ * the object a prom-client registry serialises, `_bucket` per bound and
+ * +Inf, `_sum` and `_count` per series, in both formats.
+ */
+function histogramFamily(def: MetricDef, samples: () => Sample[]) {
+  const bounds = def.buckets ?? [];
+  const family = {
+    name: def.name,
+    help: def.help,
+    type: 'histogram' as const,
+    aggregator: 'sum' as const,
+    // Read synchronously when the registry asks, like the other families' collect().
+    get: () => {
+      const values = [];
+      for (const s of samples()) {
+        if (!s.histogram) continue;
+        s.histogram.buckets.forEach((n, i) => values.push({ metricName: `${def.name}_bucket`, labels: { ...s.labels, le: bounds[i] }, value: n }));
+        values.push({ metricName: `${def.name}_bucket`, labels: { ...s.labels, le: '+Inf' }, value: s.value });
+        values.push({ metricName: `${def.name}_sum`, labels: s.labels, value: s.histogram.sum });
+        values.push({ metricName: `${def.name}_count`, labels: s.labels, value: s.value });
+      }
+      return Promise.resolve({ name: def.name, help: def.help, type: 'histogram', values, aggregator: 'sum' });
+    },
+    reset: () => undefined,
+  };
+  return family;
+}
 
 /** Groups the samples of every source that is up by metric key. */
 function samplesByMetric(snapshot: CollectionSnapshot): Map<MetricKey, Sample[]> {
@@ -88,7 +119,9 @@ export function createRegistries(current: () => CollectionSnapshot, options: Reg
         m.reset();
         if (def.labels.length === 0) m.remove();
       };
-      if (def.type === 'counter') {
+      if (def.type === 'histogram') {
+        register.registerMetric(histogramFamily(def, () => samplesFor(key)) as unknown as Counter);
+      } else if (def.type === 'counter') {
         new Counter({
           ...common,
           collect(this: Counter) {

@@ -9,7 +9,18 @@ import { KNOWN, OVERFLOW_LABEL, UNKNOWN_LABEL, type InvalidReason, type MetricKe
 export interface Sample {
   metric: MetricKey;
   labels: Record<string, string>;
+  /** The value; for a histogram, its count of observations. */
   value: number;
+  /** A histogram's cumulative count per bucket of its catalog entry (le ascending, +Inf is `value`) and sum. */
+  histogram?: HistogramValue;
+}
+
+/** The state of one histogram series. */
+export interface HistogramValue {
+  /** Observations at or below each bucket bound, in the catalog's bucket order (cumulative). */
+  buckets: number[];
+  /** Sum of all observed values. */
+  sum: number;
 }
 
 /** Counts of values a source could not use as they are, by reason. */
@@ -63,16 +74,31 @@ export function toSeconds(date: Date): number {
   return date.getTime() / 1000;
 }
 
+/** One key per series; labels sorted by name, so the same labels inserted in another order are the same series. */
+function seriesKey(metric: MetricKey, labels: Record<string, string>): string {
+  return JSON.stringify([metric, ...Object.entries(labels).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))]);
+}
+
 /** Sums `value` into the sample with the same metric and labels (used when OTHER/UNKNOWN merge rows). */
 export class SampleSet {
   private readonly byKey = new Map<string, Sample>();
 
   add(metric: MetricKey, labels: Record<string, string>, value: number): void {
-    // Sorted by name: the same labels inserted in another order are the same series.
-    const key = JSON.stringify([metric, ...Object.entries(labels).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))]);
+    const key = seriesKey(metric, labels);
     const existing = this.byKey.get(key);
     if (existing) existing.value += value;
     else this.byKey.set(key, { metric, labels, value });
+  }
+
+  /** Sums a histogram series into the one with the same metric and labels. */
+  addHistogram(metric: MetricKey, labels: Record<string, string>, value: number, histogram: HistogramValue): void {
+    const key = seriesKey(metric, labels);
+    const existing = this.byKey.get(key);
+    if (existing?.histogram) {
+      existing.value += value;
+      existing.histogram.sum += histogram.sum;
+      existing.histogram.buckets = existing.histogram.buckets.map((n, i) => n + (histogram.buckets[i] ?? 0));
+    } else this.byKey.set(key, { metric, labels, value, histogram: { buckets: [...histogram.buckets], sum: histogram.sum } });
   }
 
   /** Adds 0 for each of `values` (known label values are always present). */
