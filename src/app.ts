@@ -128,9 +128,8 @@ const MAX_REQUESTS_IN_FLIGHT_PER_CONNECTION = 16;
 /**
  * Milliseconds a connection may make no progress at all (nothing read,
  * nothing written) before it is closed: a client that stops reading its
- * answers cannot pin them in memory for ever. Idle keep-alive connections are
- * closed earlier by Fastify's keepAliveTimeout (72 s) only if this is longer,
- * so it is set above it.
+ * answers cannot pin them in memory for ever. Set above Fastify's
+ * keepAliveTimeout (72 s), which closes idle keep-alive connections itself.
  */
 const STALLED_CONNECTION_TIMEOUT_MS = 75_000;
 

@@ -153,6 +153,16 @@ afterAll(async () => {
   if (sampler) clearInterval(sampler);
   if (exporter?.alive()) {
     const text = (await httpGet(exporter.port, '/metrics').catch(() => ({ body: Buffer.from('') }))).body.toString('utf8');
+    const problems = new Set(
+      exporter
+        .output()
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as { level?: number; msg?: string; source?: string; err?: { message?: string } })
+        .filter((l) => (l.level ?? 0) >= 50)
+        .map((l) => `${l.source ?? ''} ${l.msg ?? ''}: ${(l.err?.message ?? '').slice(0, 120)}`),
+    );
+    console.log(`memory-hostile: errors logged by the exporter: ${JSON.stringify([...problems].slice(0, 10))}`);
     console.log(`memory-hostile: ${[...text.matchAll(/^ops_source_(?:up|errors_total)\{source="\w+"\} \d+$/gm)].map((m) => m[0]).join(', ')}`);
   }
   console.log(`memory-hostile: start flags ${startArgs().join(' ')}; peak RSS sampled ${peakSampled.toFixed(1)} MiB; per phase ${JSON.stringify(Object.fromEntries(Object.entries(phasePeaks).map(([k, v]) => [k, Number(v.toFixed(1))])))}`);
