@@ -51,4 +51,4 @@ USER node
 EXPOSE 9471
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 9471) + '/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
-CMD ["node", "--max-semi-space-size=2", "--max-old-space-size=64", "dist/main.js"]
+CMD ["node", "--max-semi-space-size=2", "--max-old-space-size=192", "dist/main.js"]

@@ -4,6 +4,7 @@
  * process.env.
  */
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { SOURCE_NAMES, type SourceName } from './catalog.js';
 
 /** The core nodes the platform is expected to run (platform-schema.md). */
@@ -80,8 +81,16 @@ export interface Config {
   /** Characters of a job's errorMessage the API returns (after redaction). */
   errorMessageMaxLength: number;
   dbPoolMax: number;
-  /** API requests a client may make per minute. */
+  /** API requests one authenticated client (token name or JWT subject) may make per minute. */
   apiRateLimitPerMinute: number;
+  /** Failed authentications (401/403) one client address may make per minute before 429. */
+  apiAuthFailuresPerMinute: number;
+  /**
+   * Which proxies' X-Forwarded-For to believe for the client address
+   * (Fastify `trustProxy`): false (none), true (any), a hop count, or
+   * proxy addresses and CIDR ranges.
+   */
+  trustProxy: boolean | number | string[];
 }
 
 /** A start-up configuration error; the message names the variable. */
@@ -160,6 +169,26 @@ function url(env: Env, name: string, protocols: string[], fallback?: string): st
 
 const SHA256_HEX = /^[0-9a-f]{64}$/;
 
+/** OPS_TRUST_PROXY: true/false, a hop count, or comma-separated addresses and CIDR ranges. */
+function trustProxy(env: Env): boolean | number | string[] {
+  const raw = str(env, 'OPS_TRUST_PROXY');
+  if (raw === undefined) return false;
+  const lower = raw.toLowerCase();
+  if (lower === 'false' || lower === '0' || lower === 'no') return false;
+  if (lower === 'true' || lower === 'yes') return true;
+  if (/^\d{1,2}$/.test(raw)) return Number(raw);
+  const entries = raw.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  for (const entry of entries) {
+    const [address = '', prefix, ...rest] = entry.split('/');
+    const family = isIP(address);
+    const prefixOk = prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 6 ? 128 : 32));
+    if (family === 0 || !prefixOk || rest.length > 0) {
+      throw new ConfigError('OPS_TRUST_PROXY', `must be true, false, a hop count, or proxy addresses/CIDR ranges, got "${entry.slice(0, 40)}"`);
+    }
+  }
+  return entries;
+}
+
 function parseTokens(env: Env): ApiTokenConfig[] {
   const raw = secret(env, 'OPS_API_TOKENS');
   if (raw === undefined) return [];
@@ -211,6 +240,7 @@ export const CONFIG_VARIABLES = [
   ...SOURCE_NAMES.flatMap((s) => [`OPS_${s.toUpperCase()}_INTERVAL_SECONDS`, `OPS_${s.toUpperCase()}_TIMEOUT_SECONDS`]),
   'OPS_QUEUE_DISCOVERY_INTERVAL_SECONDS', 'OPS_SHIELD_RECOUNT_INTERVAL_SECONDS', 'OPS_SHIELD_LATE_COMMIT_SECONDS',
   'OPS_LABEL_VALUE_LIMIT', 'OPS_ERROR_MESSAGE_MAX_LENGTH', 'OPS_DB_POOL_MAX', 'OPS_API_RATE_LIMIT_PER_MINUTE',
+  'OPS_API_AUTH_FAILURES_PER_MINUTE', 'OPS_TRUST_PROXY',
 ] as const;
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -292,6 +322,8 @@ export function loadConfig(env: Env): Config {
     errorMessageMaxLength: num(env, 'OPS_ERROR_MESSAGE_MAX_LENGTH', 500, 16, 100000, true),
     dbPoolMax: num(env, 'OPS_DB_POOL_MAX', 4, 1, 100, true),
     apiRateLimitPerMinute: num(env, 'OPS_API_RATE_LIMIT_PER_MINUTE', 120, 1, 1_000_000, true),
+    apiAuthFailuresPerMinute: num(env, 'OPS_API_AUTH_FAILURES_PER_MINUTE', 30, 1, 1_000_000, true),
+    trustProxy: trustProxy(env),
   };
 }
 

@@ -121,7 +121,7 @@ describe('content negotiation on /metrics', () => {
     const res = await t.app.inject({ url: '/metrics', headers: accept === undefined ? {} : { accept } });
     expect(res.statusCode).toBe(200);
     expect(res.headers['content-type']).toBe(expected === 'openmetrics' ? OM_TYPE : TEXT_TYPE);
-    expect(res.headers.vary).toBe('Accept');
+    expect(res.headers.vary).toBe('Accept, Accept-Encoding');
     expect(wantsOpenMetrics(accept)).toBe(expected === 'openmetrics');
     if (expected === 'openmetrics') expect(res.body.endsWith('\n# EOF\n')).toBe(true);
     else expect(res.body).not.toContain('# EOF');

@@ -157,6 +157,23 @@ export const authPlugin = fp(
       app.log.warn('No API credentials configured (OPS_API_TOKENS, OPS_JWT_SECRET, OPS_JWT_PUBLIC_KEY): /api/ops/overview refuses every request.');
     }
 
+    // Failed authentications, per client address, apart from the budget of
+    // authenticated use (keyed by credential after authentication, app.ts):
+    // an anonymous flood cannot spend a real client's budget, and once over
+    // the limit the flood gets 429. A valid credential is always checked and
+    // served, so a shared address (NAT, a proxy not trusted) never locks a
+    // real client out; guessing a 192-bit token is not a rate problem.
+    const failures = app.createRateLimit({ max: config.apiAuthFailuresPerMinute, timeWindow: 60_000, keyGenerator: (request) => request.ip });
+    const refuse = async (request: FastifyRequest, reply: FastifyReply, code: 'OPS_UNAUTHORIZED' | 'OPS_FORBIDDEN', challenge: string): Promise<never> => {
+      const limit = await failures(request);
+      if (!limit.isAllowed && limit.isExceeded) {
+        reply.header('Retry-After', String(limit.ttlInSeconds));
+        throw new OpsError('OPS_RATE_LIMITED');
+      }
+      if (code === 'OPS_UNAUTHORIZED') reply.header('WWW-Authenticate', challenge);
+      throw new OpsError(code);
+    };
+
     app.decorate('requireOverviewAccess', async (request: FastifyRequest, reply: FastifyReply) => {
       if (config.auth.disabled) {
         request.principal = { kind: 'anonymous', name: 'anonymous', scopes: ['ops:*'] };
@@ -169,12 +186,9 @@ export const authPlugin = fp(
             request.log.error({ err }, 'JWT verification failed unexpectedly; the request is refused'),
           )
         : null;
-      if (!principal) {
-        reply.header('WWW-Authenticate', 'Bearer realm="ops-overview"');
-        throw new OpsError('OPS_UNAUTHORIZED');
-      }
+      if (!principal) return refuse(request, reply, 'OPS_UNAUTHORIZED', 'Bearer realm="ops-overview"');
       request.principal = principal;
-      if (!grantsOverview(principal.scopes)) throw new OpsError('OPS_FORBIDDEN');
+      if (!grantsOverview(principal.scopes)) return refuse(request, reply, 'OPS_FORBIDDEN', '');
     });
 
     const m = config.metricsAuth;
@@ -195,9 +209,8 @@ export const authPlugin = fp(
           if (userOk && passOk) return;
         }
       }
-      reply.header('WWW-Authenticate', m.basicUser ? 'Basic realm="ops-overview"' : 'Bearer realm="ops-overview"');
-      throw new OpsError('OPS_UNAUTHORIZED');
+      return refuse(request, reply, 'OPS_UNAUTHORIZED', m.basicUser ? 'Basic realm="ops-overview"' : 'Bearer realm="ops-overview"');
     });
   },
-  { name: 'ops-auth', fastify: '5.x' },
+  { name: 'ops-auth', fastify: '5.x', dependencies: ['@fastify/rate-limit'] },
 );

@@ -15,7 +15,10 @@ export async function overviewRoutes(app: FastifyInstance, opts: { rateLimitPerM
     const snapshot = app.collection.snapshot();
     const json = snapshot.derive('overview:json', () => {
       const overview = buildOverview(snapshot);
-      return overview ? reply.serialize(overview) : null;
+      // One Buffer per snapshot: queued responses share one copy.
+      if (!overview) return null;
+      const json = reply.serialize(overview);
+      return typeof json === 'string' ? Buffer.from(json, 'utf8') : Buffer.from(json as ArrayBuffer);
     });
     if (json === null) throw new OpsError('OPS_NOT_READY');
     // Operational data for authorised readers only: no cache may keep it.
@@ -23,7 +26,8 @@ export async function overviewRoutes(app: FastifyInstance, opts: { rateLimitPerM
   };
   const routeOptions = {
     preHandler: app.requireOverviewAccess,
-    config: { rateLimit: { max: opts.rateLimitPerMinute, timeWindow: '1 minute' } },
+    // One budget for both paths: the alias must not double a credential's.
+    config: { rateLimit: { max: opts.rateLimitPerMinute, timeWindow: '1 minute', groupId: 'overview' } },
     schema: {
       response: {
         200: OpsOverviewSummarySchema,
