@@ -267,7 +267,7 @@ export function provisioningQueries(labels: EnumLabels, now: Date, options: Prov
     recent: Prisma.sql`
       SELECT ${apiText('"id"')} AS "id", ${apiText('"action"')} AS "action", ${apiText('"resourceType"')} AS "resourceType",
              ${apiText('"resourceId"')} AS "resourceId", ${apiText('"tenantId"')} AS "tenantId", "createdAt",
-             left("errorMessage", ${options.errorMessageMaxLength * 4}::int) AS "errorMessage"
+             left("errorMessage", ${options.errorMessageMaxLength * 4 + 1}::int) AS "errorMessage"
         FROM "ProvisioningJob"
        WHERE ${failed}
          AND "createdAt" >= ${MIN_TIME}
