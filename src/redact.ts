@@ -90,6 +90,9 @@ function isSecretKey(key: string): boolean {
 const KEY_AND_SEPARATOR = /(?<![A-Za-z0-9_-])(-{0,2})([A-Za-z0-9_-]{1,64})(?:(["']?[ \t]{0,16}[:=])|[ \t]{1,16})[ \t]{0,16}/g;
 const VALUE = new RegExp(`"[^"]{0,${MAX_SECRET}}"?|'[^']{0,${MAX_SECRET}}'?|[^\\s,;&"']{1,${MAX_SECRET}}`, 'y');
 
+/** The key/value scanner's expressions (for the linearity check of the tests). */
+export const PAIR_PATTERNS: readonly RegExp[] = [KEY_AND_SEPARATOR, VALUE];
+
 /**
  * password=..., token: ..., api_key="...", --password ..., Cookie: ...: the
  * value of every key that names a secret becomes `***`. A key that does not
