@@ -125,7 +125,7 @@ describe('unbounded strings', () => {
     const label = (c: string, n: number) => `${c.repeat(MAX_TEXT_LENGTH - 10)}…${createHash('sha256').update(c.repeat(n)).digest('hex').slice(0, 8)}`;
     expect(value(o.text, 'ops_provisioning_failed_jobs_24h', { action: label('a', 2000), resource_type: label('r', 2000) })).toBe(1);
     expect(o.overview.provisioning.failedLast24h).toBe(2);
-    expect(o.invalid).toEqual({});
+    expect(o.invalid).toEqual({ label_overflow: 2 });
   });
 
   it('a live job with a 2,000-character type gets a cut label, and its count', async () => {
@@ -133,6 +133,16 @@ describe('unbounded strings', () => {
     const label = `${'h'.repeat(190)}…${createHash('sha256').update('h'.repeat(2000)).digest('hex').slice(0, 8)}`;
     expect(value(o.text, 'ops_provisioning_jobs', { type: label, status: 'PENDING' })).toBe(1);
     expect(value(o.text, 'ops_provisioning_jobs_stuck', { type: label, status: 'PENDING' })).toBe(0);
+    expect(o.invalid).toEqual({ label_overflow: 1 });
+  });
+
+  it('an empty type, action or resource type is counted under UNKNOWN, not an empty label', async () => {
+    const o = await collect(db, job(`'j1'`, `''`, `'x'`, `'y'`, 'PENDING', at(-60_000)) + job(`'j2'`, `'dns'`, `''`, `''`, 'FAILED', at(-H)));
+    expect(value(o.text, 'ops_provisioning_jobs', { type: 'UNKNOWN', status: 'PENDING' })).toBe(1);
+    expect(value(o.text, 'ops_provisioning_failed_jobs_24h', { action: 'UNKNOWN', resource_type: 'UNKNOWN' })).toBe(1);
+    expect(o.text).not.toMatch(/type=""|action=""|resource_type=""/);
+    expect(o.invalid).toEqual({ unknown_value: 3 });
+    expect(o.overview.provisioning.recentFailures[0]).toMatchObject({ id: 'j2', action: '', resourceType: '' });
   });
 });
 

@@ -61,12 +61,12 @@ describe('provisioning mapping', () => {
     const data = mapProvisioning(
       {
         live: [
-          { type: 'hosting', status: 'PENDING', jobs: 5, stuck: 2, oldest: new Date(3000), badTimestamps: 1, mergedTypes: 0 },
-          { type: null, status: 'PENDING', jobs: 4, stuck: 2, oldest: new Date(1000), badTimestamps: 0, mergedTypes: 2 },
+          { type: 'hosting', status: 'PENDING', jobs: 5, stuck: 2, oldest: new Date(3000), badTimestamps: 1, mergedTypes: 0, typeCut: false },
+          { type: null, status: 'PENDING', jobs: 4, stuck: 2, oldest: new Date(1000), badTimestamps: 0, mergedTypes: 2, typeCut: false },
         ],
         hotspots: [
-          { action: 'a', resourceType: 'R', failed: 3, mergedPairs: 0 },
-          { action: null, resourceType: null, failed: 7, mergedPairs: 5 },
+          { action: 'a', resourceType: 'R', failed: 3, mergedPairs: 0, actionCut: false, resourceTypeCut: false },
+          { action: null, resourceType: null, failed: 7, mergedPairs: 5, actionCut: false, resourceTypeCut: false },
         ],
         recent: [],
         badFailedTimestamps: 4,
@@ -95,9 +95,32 @@ describe('provisioning mapping', () => {
     ]);
   });
 
+  it('an empty type, action or resource type is UNKNOWN (an empty label is no label); a cut label counts once', () => {
+    const row = (status: string) => ({ type: '', status, jobs: 1, stuck: 0, oldest: null, badTimestamps: 0, mergedTypes: 0, typeCut: false });
+    const long = `${'a'.repeat(190)}…0123abcd`;
+    const data = mapProvisioning(
+      {
+        ...none,
+        live: [row('PENDING'), row('RUNNING')],
+        hotspots: [
+          { action: '', resourceType: long, failed: 2, mergedPairs: 0, actionCut: false, resourceTypeCut: true },
+          { action: 'x', resourceType: long, failed: 1, mergedPairs: 0, actionCut: false, resourceTypeCut: true },
+        ],
+      },
+      options,
+      new Set(),
+    );
+    expect(data.live.map((r) => r.typeLabel)).toEqual(['UNKNOWN', 'UNKNOWN']);
+    expect(data.hotspots.map((r) => [r.actionLabel, r.resourceTypeLabel])).toEqual([
+      ['UNKNOWN', long],
+      ['x', long],
+    ]);
+    expect(data.invalid).toEqual({ unknown_value: 3, label_overflow: 1 });
+  });
+
   it('keeps at most labelValueLimit + 1 known types, this collection\'s first', () => {
     const known = new Set(['old-1', 'old-2', 'old-3']);
-    const row = (type: string | null) => ({ type, status: 'PENDING', jobs: 1, stuck: 0, oldest: null, badTimestamps: 0, mergedTypes: type ? 0 : 1 });
+    const row = (type: string | null) => ({ type, status: 'PENDING', jobs: 1, stuck: 0, oldest: null, badTimestamps: 0, mergedTypes: type ? 0 : 1, typeCut: false });
     const data = mapProvisioning({ ...none, live: [row('new'), row(null)] }, { ...options, labelValueLimit: 2 }, known);
     expect(data.knownTypes).toEqual(['OTHER', 'new', 'old-1']);
   });

@@ -53,6 +53,8 @@ export interface LiveJobsRow {
   badTimestamps: number;
   /** Distinct types summed into this row (0 unless type is null). */
   mergedTypes: number;
+  /** Whether the type was longer than MAX_TEXT_LENGTH and cut. */
+  typeCut: boolean;
 }
 
 /** FAILED jobs of the last 24 h for one action and resource type. */
@@ -63,6 +65,9 @@ export interface FailureHotspotRow {
   failed: number;
   /** Distinct pairs summed into this row (0 for a pair of its own). */
   mergedPairs: number;
+  /** Whether action / resourceType were longer than MAX_TEXT_LENGTH and cut. */
+  actionCut: boolean;
+  resourceTypeCut: boolean;
 }
 
 /** One recent failure, as the API shows it. */
@@ -109,10 +114,22 @@ const DAY_MS = 86_400_000;
  */
 export function mapProvisioning(rows: ProvisioningRows, options: ProvisioningOptions, knownTypes: Set<string>): ProvisioningData {
   const invalid: InvalidCounts = {};
+  // Cut labels count once per distinct value, as the runner counts the ones it cuts.
+  const cut = new Set<string>();
+  const label = (value: string | null, wasCut: boolean, name: string): string => {
+    if (value === null) return OVERFLOW_LABEL;
+    if (wasCut) cut.add(`${name}\u0000${value}`);
+    // An empty label is no label to Prometheus.
+    if (value === '') {
+      countInvalid(invalid, 'unknown_value');
+      return UNKNOWN_LABEL;
+    }
+    return value;
+  };
   const live = rows.live.map((r) => {
     if (r.badTimestamps > 0) countInvalid(invalid, 'bad_timestamp', r.badTimestamps);
     if (r.mergedTypes > 0) countInvalid(invalid, 'label_overflow', r.mergedTypes);
-    return { ...r, typeLabel: r.type ?? OVERFLOW_LABEL, statusLabel: knownLabel(r.status, KNOWN.liveJobStatus, invalid) };
+    return { ...r, typeLabel: label(r.type, r.typeCut, 'type'), statusLabel: knownLabel(r.status, KNOWN.liveJobStatus, invalid) };
   });
   if (rows.badFailedTimestamps > 0) countInvalid(invalid, 'bad_timestamp', rows.badFailedTimestamps);
   // This collection's types first (the SQL bound them), then earlier ones while there is room.
@@ -122,8 +139,9 @@ export function mapProvisioning(rows: ProvisioningRows, options: ProvisioningOpt
   for (const t of keep) knownTypes.add(t);
   const hotspots = rows.hotspots.map((r) => {
     if (r.mergedPairs > 0) countInvalid(invalid, 'label_overflow', r.mergedPairs);
-    return { ...r, actionLabel: r.action ?? OVERFLOW_LABEL, resourceTypeLabel: r.resourceType ?? OVERFLOW_LABEL };
+    return { ...r, actionLabel: label(r.action, r.actionCut, 'action'), resourceTypeLabel: label(r.resourceType, r.resourceTypeCut, 'resource_type') };
   });
+  if (cut.size > 0) countInvalid(invalid, 'label_overflow', cut.size);
   const recentFailures = rows.recent.map((r): RecentFailure => {
     const f: RecentFailure = { id: r.id, action: r.action, resourceType: r.resourceType, createdAt: r.createdAt };
     if (r.resourceId !== null) f.resourceId = r.resourceId;
@@ -234,7 +252,8 @@ export function provisioningQueries(labels: EnumLabels, now: Date, options: Prov
              sum(g.stuck)::int AS stuck,
              min(g.oldest) AS oldest,
              sum(g.bad)::int AS "badTimestamps",
-             (count(*) FILTER (WHERE t.rank > ${limit}))::int AS "mergedTypes"
+             (count(*) FILTER (WHERE t.rank > ${limit}))::int AS "mergedTypes",
+             bool_or(t.rank <= ${limit} AND length(g."type") > ${Prisma.raw(String(MAX_TEXT_LENGTH))}) AS "typeCut"
         FROM g JOIN t ON t."type" IS NOT DISTINCT FROM g."type"
        GROUP BY t.rank <= ${limit}, 1, 2
        ORDER BY min(t.rank), 2`,
@@ -250,11 +269,12 @@ export function provisioningQueries(labels: EnumLabels, now: Date, options: Prov
            AND "createdAt" <= ${latest}
          GROUP BY "action", "resourceType"),
       r AS (SELECT p.*, row_number() OVER (ORDER BY failed DESC, "action", "resourceType") AS rank FROM p)
-      SELECT action, "resourceType", failed, "mergedPairs" FROM (
-        SELECT rank, ${labelText('"action"')} AS action, ${labelText('"resourceType"')} AS "resourceType", failed::int AS failed, 0 AS "mergedPairs"
+      SELECT action, "resourceType", failed, "mergedPairs", "actionCut", "resourceTypeCut" FROM (
+        SELECT rank, ${labelText('"action"')} AS action, ${labelText('"resourceType"')} AS "resourceType", failed::int AS failed, 0 AS "mergedPairs",
+               length("action") > ${Prisma.raw(String(MAX_TEXT_LENGTH))} AS "actionCut", length("resourceType") > ${Prisma.raw(String(MAX_TEXT_LENGTH))} AS "resourceTypeCut"
           FROM r WHERE rank <= ${limit}
         UNION ALL
-        SELECT ${limit} + 1, NULL, NULL, sum(failed)::int, count(*)::int
+        SELECT ${limit} + 1, NULL, NULL, sum(failed)::int, count(*)::int, FALSE, FALSE
           FROM r WHERE rank > ${limit} HAVING count(*) > 0) x
        ORDER BY rank`,
     // Same index: the out-of-range and future failures, counted only.
