@@ -14,6 +14,7 @@ import { Database } from '../src/db/client.js';
 import { MAX_TEXT_LENGTH, provisioningQueries } from '../src/sources/provisioning.js';
 import { createTestApp, type TestApp } from './helpers/app.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
+import { columnType, createVariantDatabase } from './helpers/schema-variants.js';
 import { promtoolCheck, samples, value } from './helpers/prom-text.js';
 import { createTestRedis, type TestRedis } from './helpers/redis.js';
 
@@ -26,22 +27,19 @@ const job = (id: string, type: string, action: string, resourceType: string, sta
   `INSERT INTO "ProvisioningJob" (id, type, action, "resourceType", status, "createdAt", "startedAt", "updatedAt")
      VALUES (${id}, ${type}, ${action}, ${resourceType}, '${status}', ${createdAt}, ${startedAt}, now());`;
 
-/** Turns the test database into an enum-typed, timestamptz platform (Prisma `enum JobStatus`, no CANCELLED). */
-async function toEnumTimestamptz(db: TestDatabase): Promise<void> {
-  await db.admin.query(`
-    DROP INDEX "ProvisioningJob_live_idx", "ProvisioningJob_failed_createdAt_idx";
-    CREATE TYPE "JobStatus" AS ENUM ('PENDING', 'RUNNING', 'DELAYED', 'COMPLETED', 'FAILED');
-    ALTER TABLE "ProvisioningJob"
-      ALTER COLUMN "status" TYPE "JobStatus" USING "status"::"JobStatus",
-      ALTER COLUMN "createdAt" TYPE timestamptz(3) USING "createdAt" AT TIME ZONE 'UTC',
-      ALTER COLUMN "startedAt" TYPE timestamptz(3) USING "startedAt" AT TIME ZONE 'UTC',
-      ALTER COLUMN "finishedAt" TYPE timestamptz(3) USING "finishedAt" AT TIME ZONE 'UTC',
-      ALTER COLUMN "updatedAt" TYPE timestamptz(3) USING "updatedAt" AT TIME ZONE 'UTC';
+/**
+ * The enum + timestamptz platform of test/helpers/schema-variants.ts (JobStatus
+ * without CANCELLED, resourceType an enum too), with the two provisioning
+ * indexes as the enum-safe index file writes them.
+ */
+async function enumPlatform(): Promise<TestDatabase> {
+  const target = await createVariantDatabase('hostile_prov', 'enum', { indexes: false });
+  await target.admin.query(`
     CREATE INDEX "ProvisioningJob_live_idx" ON "ProvisioningJob"("status", "type", "createdAt", "startedAt")
       WHERE "status" NOT IN ('COMPLETED', 'FAILED');
     CREATE INDEX "ProvisioningJob_failed_createdAt_idx" ON "ProvisioningJob"("createdAt", "action", "resourceType")
       WHERE "status" = 'FAILED';`);
-  await db.grantReader();
+  return target;
 }
 
 let db: TestDatabase;
@@ -50,8 +48,7 @@ let redis: TestRedis;
 
 beforeAll(async () => {
   db = await createTestDatabase('hostile_prov');
-  enumDb = await createTestDatabase('hostile_prov_enum');
-  await toEnumTimestamptz(enumDb);
+  enumDb = await enumPlatform();
   redis = await createTestRedis('hostile-prov');
 });
 
@@ -206,14 +203,14 @@ const TIMES_SEED = [
   job(`'skew'`, `'ssl'`, `'ssl.issue'`, `'CERTIFICATE'`, 'FAILED', at(60_000)),
   job(`'recent'`, `'dns'`, `'dns.zone.sync'`, `'DNS_ZONE'`, 'FAILED', at(-H)),
   job(`'year1'`, `'ssl'`, `'ssl.issue'`, `'CERTIFICATE'`, 'FAILED', `'0001-01-01 00:00:00'`),
-  job(`'p-inf'`, `'hosting'`, `'x'`, `'y'`, 'PENDING', `'infinity'`),
-  job(`'p-bc'`, `'hosting'`, `'x'`, `'y'`, 'PENDING', `'0001-01-01 00:00:00 BC'`),
-  job(`'p-future'`, `'hosting'`, `'x'`, `'y'`, 'PENDING', at(H)),
-  job(`'p-ok'`, `'hosting'`, `'x'`, `'y'`, 'PENDING', at(-2 * H)),
-  job(`'r-neginf'`, `'hosting'`, `'x'`, `'y'`, 'RUNNING', at(-H), `'-infinity'`),
-  job(`'r-y10k'`, `'hosting'`, `'x'`, `'y'`, 'RUNNING', at(-H), `'10000-01-01 00:00:00'`),
-  job(`'r-ok'`, `'hosting'`, `'x'`, `'y'`, 'RUNNING', at(-3 * H), at(-30 * 60_000)),
-  job(`'d'`, `'hosting'`, `'x'`, `'y'`, 'DELAYED', `'infinity'`),
+  job(`'p-inf'`, `'hosting'`, `'x'`, `'WEBSITE'`, 'PENDING', `'infinity'`),
+  job(`'p-bc'`, `'hosting'`, `'x'`, `'WEBSITE'`, 'PENDING', `'0001-01-01 00:00:00 BC'`),
+  job(`'p-future'`, `'hosting'`, `'x'`, `'WEBSITE'`, 'PENDING', at(H)),
+  job(`'p-ok'`, `'hosting'`, `'x'`, `'WEBSITE'`, 'PENDING', at(-2 * H)),
+  job(`'r-neginf'`, `'hosting'`, `'x'`, `'WEBSITE'`, 'RUNNING', at(-H), `'-infinity'`),
+  job(`'r-y10k'`, `'hosting'`, `'x'`, `'WEBSITE'`, 'RUNNING', at(-H), `'10000-01-01 00:00:00'`),
+  job(`'r-ok'`, `'hosting'`, `'x'`, `'WEBSITE'`, 'RUNNING', at(-3 * H), at(-30 * 60_000)),
+  job(`'d'`, `'hosting'`, `'x'`, `'WEBSITE'`, 'DELAYED', `'infinity'`),
 ].join('');
 
 function expectTimesOutcome(o: Outcome): void {
@@ -243,15 +240,21 @@ describe('out-of-range and future times', () => {
 });
 
 describe('enum-typed, timestamptz schema (Prisma enum JobStatus without CANCELLED)', () => {
+  it('is the schema it claims to be', async () => {
+    expect(await columnType(enumDb.admin, 'ProvisioningJob.status')).toEqual({ type: '"JobStatus"', isEnum: true });
+    expect(await columnType(enumDb.admin, 'ProvisioningJob.resourceType')).toEqual({ type: '"JobResourceType"', isEnum: true });
+    expect(await columnType(enumDb.admin, 'ProvisioningJob.createdAt')).toEqual({ type: 'timestamp(3) with time zone', isEnum: false });
+  });
+
   it('gives the same numbers as the text schema for the out-of-range times', async () => {
     expectTimesOutcome(await collect(enumDb, TIMES_SEED));
   });
 
   it('gives the same numbers as the text schema for bounded types, and the same /metrics lines', async () => {
     const seed = [
-      ...Array.from({ length: 8 }, (_, i) => job(`'p${i}'`, `'type-${i}'`, `'act-${i % 3}'`, `'RT_${i % 2}'`, 'PENDING', at(-(i + 1) * 10 * 60_000))),
-      ...Array.from({ length: 6 }, (_, i) => job(`'f${i}'`, `'type-${i}'`, `'act-${i % 3}'`, `'RT_${i % 2}'`, 'FAILED', at(-(i + 1) * H))),
-      job(`'c'`, `'dns'`, `'x'`, `'y'`, 'COMPLETED', at(-H)),
+      ...Array.from({ length: 8 }, (_, i) => job(`'p${i}'`, `'type-${i}'`, `'act-${i % 3}'`, `'${i % 2 ? 'MAILBOX' : 'WEBSITE'}'`, 'PENDING', at(-(i + 1) * 10 * 60_000))),
+      ...Array.from({ length: 6 }, (_, i) => job(`'f${i}'`, `'type-${i}'`, `'act-${i % 3}'`, `'${i % 2 ? 'MAILBOX' : 'WEBSITE'}'`, 'FAILED', at(-(i + 1) * H))),
+      job(`'c'`, `'dns'`, `'x'`, `'WEBSITE'`, 'COMPLETED', at(-H)),
     ].join('');
     const env = { OPS_LABEL_VALUE_LIMIT: '3' };
     const lines = (o: Outcome) => o.text.split('\n').filter((l) => l.startsWith('ops_provisioning_') || l.startsWith('ops_source_invalid_values{source="provisioning"'));

@@ -195,18 +195,34 @@ function utc(d: Date): Prisma.Sql {
   return Prisma.sql`(${d.toISOString()}::timestamptz AT TIME ZONE 'UTC')`;
 }
 
+/**
+ * A column as text, outside WHERE clauses only: any of the free-text columns
+ * may be an enum on a platform (resourceType often is), and string functions
+ * and sort order must be the text's on every schema.
+ */
+function text(column: string): string {
+  return `${column}::text`;
+}
+
 /** A string for the API: at most MAX_TEXT_LENGTH characters, a cut one ending in `…`. */
 function apiText(column: string): Prisma.Sql {
-  return Prisma.raw(`CASE WHEN length(${column}) > ${MAX_TEXT_LENGTH} THEN left(${column}, ${MAX_TEXT_LENGTH - 1}) || '…' ELSE ${column} END`);
+  const c = text(column);
+  return Prisma.raw(`CASE WHEN length(${c}) > ${MAX_TEXT_LENGTH} THEN left(${c}, ${MAX_TEXT_LENGTH - 1}) || '…' ELSE ${c} END`);
 }
 
 /** A string for a label: cut as the runner cuts labels (prefix, `…`, 8 hex digits of its SHA-256), so distinct values stay distinct. */
 function labelText(column: string): Prisma.Sql {
+  const c = text(column);
   return Prisma.raw(
-    `CASE WHEN length(${column}) > ${MAX_TEXT_LENGTH} ` +
-      `THEN left(${column}, ${MAX_TEXT_LENGTH - 10}) || '…' || left(encode(sha256(convert_to(${column}, 'UTF8')), 'hex'), 8) ` +
-      `ELSE ${column} END`,
+    `CASE WHEN length(${c}) > ${MAX_TEXT_LENGTH} ` +
+      `THEN left(${c}, ${MAX_TEXT_LENGTH - 10}) || '…' || left(encode(sha256(convert_to(${c}, 'UTF8')), 'hex'), 8) ` +
+      `ELSE ${c} END`,
   );
+}
+
+/** Whether the column's text is longer than MAX_TEXT_LENGTH (and so cut). */
+function isCut(column: string): Prisma.Sql {
+  return Prisma.raw(`length(${text(column)}) > ${MAX_TEXT_LENGTH}`);
 }
 
 /**
@@ -235,14 +251,14 @@ export function provisioningQueries(labels: EnumLabels, now: Date, options: Prov
     // are ranked with stuck ones first, so a stuck type keeps its own label.
     live: Prisma.sql`
       WITH g AS (
-        SELECT "type", "status"::text AS "status",
+        SELECT "type"::text AS "type", "status"::text AS "status",
                count(*) AS jobs,
                count(*) FILTER (WHERE ${waiting} AND ${validSince} AND ${waitingSince} < ${stuckBefore}) AS stuck,
                count(*) FILTER (WHERE ${waiting} AND NOT COALESCE(${validSince}, FALSE)) AS bad,
                min(CASE WHEN ${waiting} AND ${validSince} THEN ${waitingSince} END) AS oldest
           FROM "ProvisioningJob"
          WHERE ${live}
-         GROUP BY "type", "status"),
+         GROUP BY 1, 2),
       t AS (
         SELECT "type", row_number() OVER (ORDER BY sum(stuck) DESC, sum(jobs) DESC, "type") AS rank
           FROM g GROUP BY "type")
@@ -253,7 +269,7 @@ export function provisioningQueries(labels: EnumLabels, now: Date, options: Prov
              min(g.oldest) AS oldest,
              sum(g.bad)::int AS "badTimestamps",
              (count(*) FILTER (WHERE t.rank > ${limit}))::int AS "mergedTypes",
-             bool_or(t.rank <= ${limit} AND length(g."type") > ${Prisma.raw(String(MAX_TEXT_LENGTH))}) AS "typeCut"
+             bool_or(t.rank <= ${limit} AND ${isCut('g."type"')}) AS "typeCut"
         FROM g JOIN t ON t."type" IS NOT DISTINCT FROM g."type"
        GROUP BY t.rank <= ${limit}, 1, 2
        ORDER BY min(t.rank), 2`,
@@ -262,16 +278,16 @@ export function provisioningQueries(labels: EnumLabels, now: Date, options: Prov
     // OTHER/OTHER row, so the sum stays the true total.
     hotspots: Prisma.sql`
       WITH p AS (
-        SELECT "action", "resourceType", count(*) AS failed
+        SELECT "action"::text AS "action", "resourceType"::text AS "resourceType", count(*) AS failed
           FROM "ProvisioningJob"
          WHERE ${failed}
            AND "createdAt" >= ${since}
            AND "createdAt" <= ${latest}
-         GROUP BY "action", "resourceType"),
+         GROUP BY 1, 2),
       r AS (SELECT p.*, row_number() OVER (ORDER BY failed DESC, "action", "resourceType") AS rank FROM p)
       SELECT action, "resourceType", failed, "mergedPairs", "actionCut", "resourceTypeCut" FROM (
         SELECT rank, ${labelText('"action"')} AS action, ${labelText('"resourceType"')} AS "resourceType", failed::int AS failed, 0 AS "mergedPairs",
-               length("action") > ${Prisma.raw(String(MAX_TEXT_LENGTH))} AS "actionCut", length("resourceType") > ${Prisma.raw(String(MAX_TEXT_LENGTH))} AS "resourceTypeCut"
+               ${isCut('"action"')} AS "actionCut", ${isCut('"resourceType"')} AS "resourceTypeCut"
           FROM r WHERE rank <= ${limit}
         UNION ALL
         SELECT ${limit} + 1, NULL, NULL, sum(failed)::int, count(*)::int, FALSE, FALSE
