@@ -53,19 +53,25 @@ describe('labels', () => {
 });
 
 describe('provisioning mapping', () => {
-  it('merges overflowing types into OTHER, summing counts and keeping the oldest', () => {
+  const options = { stuckThresholdSeconds: 900, labelValueLimit: 1, errorMessageMaxLength: 100 };
+  const none = { live: [], hotspots: [], recent: [], badFailedTimestamps: 0 };
+
+  it('labels the rows the SQL summed as OTHER, counting what it merged and the bad timestamps', () => {
     const known = new Set<string>();
     const data = mapProvisioning(
       {
         live: [
-          { type: 'hosting', status: 'PENDING', jobs: 5, stuck: 2, oldest: new Date(3000) },
-          { type: 'dns', status: 'PENDING', jobs: 3, stuck: 1, oldest: new Date(1000) },
-          { type: 'mail', status: 'PENDING', jobs: 1, stuck: 1, oldest: new Date(2000) },
+          { type: 'hosting', status: 'PENDING', jobs: 5, stuck: 2, oldest: new Date(3000), badTimestamps: 1, mergedTypes: 0, typeCut: false },
+          { type: null, status: 'PENDING', jobs: 4, stuck: 2, oldest: new Date(1000), badTimestamps: 0, mergedTypes: 2, typeCut: false },
         ],
-        hotspots: [],
+        hotspots: [
+          { action: 'a', resourceType: 'R', failed: 3, mergedPairs: 0, actionCut: false, resourceTypeCut: false },
+          { action: null, resourceType: null, failed: 7, mergedPairs: 5, actionCut: false, resourceTypeCut: false },
+        ],
         recent: [],
+        badFailedTimestamps: 4,
       },
-      { stuckThresholdSeconds: 900, labelValueLimit: 1, errorMessageMaxLength: 100 },
+      options,
       known,
     );
     const samples = provisioningSamples(data);
@@ -75,18 +81,48 @@ describe('provisioning mapping', () => {
     expect(get('provisioningJobs', { type: 'OTHER', status: 'PENDING' })).toBe(4);
     expect(get('provisioningStuck', { type: 'OTHER', status: 'PENDING' })).toBe(2);
     expect(get('provisioningOldestLive', { type: 'OTHER', status: 'PENDING' })).toBe(1);
-    expect(data.invalid).toEqual({ label_overflow: 2 });
+    expect(get('provisioningFailed24h', { action: 'OTHER', resource_type: 'OTHER' })).toBe(7);
+    expect(data.invalid).toEqual({ label_overflow: 7, bad_timestamp: 5 });
     expect(data.stuck).toBe(4);
+    expect(data.failedLast24h).toBe(10);
     // A type seen once stays present at 0 when its jobs are gone.
-    const later = provisioningSamples(
-      mapProvisioning({ live: [], hotspots: [], recent: [] }, { stuckThresholdSeconds: 900, labelValueLimit: 1, errorMessageMaxLength: 100 }, known),
-    );
+    const later = provisioningSamples(mapProvisioning(none, options, known));
     expect(later.filter((s) => s.metric === 'provisioningStuck').map((s) => [s.labels.type, s.labels.status, s.value])).toEqual([
       ['OTHER', 'PENDING', 0],
       ['OTHER', 'RUNNING', 0],
       ['hosting', 'PENDING', 0],
       ['hosting', 'RUNNING', 0],
     ]);
+  });
+
+  it('an empty type, action or resource type is UNKNOWN (an empty label is no label); a cut label counts once', () => {
+    const row = (status: string) => ({ type: '', status, jobs: 1, stuck: 0, oldest: null, badTimestamps: 0, mergedTypes: 0, typeCut: false });
+    const long = `${'a'.repeat(190)}…0123abcd`;
+    const data = mapProvisioning(
+      {
+        ...none,
+        live: [row('PENDING'), row('RUNNING')],
+        hotspots: [
+          { action: '', resourceType: long, failed: 2, mergedPairs: 0, actionCut: false, resourceTypeCut: true },
+          { action: 'x', resourceType: long, failed: 1, mergedPairs: 0, actionCut: false, resourceTypeCut: true },
+        ],
+      },
+      options,
+      new Set(),
+    );
+    expect(data.live.map((r) => r.typeLabel)).toEqual(['UNKNOWN', 'UNKNOWN']);
+    expect(data.hotspots.map((r) => [r.actionLabel, r.resourceTypeLabel])).toEqual([
+      ['UNKNOWN', long],
+      ['x', long],
+    ]);
+    expect(data.invalid).toEqual({ unknown_value: 3, label_overflow: 1 });
+  });
+
+  it('keeps at most labelValueLimit + 1 known types, this collection\'s first', () => {
+    const known = new Set(['old-1', 'old-2', 'old-3']);
+    const row = (type: string | null) => ({ type, status: 'PENDING', jobs: 1, stuck: 0, oldest: null, badTimestamps: 0, mergedTypes: type ? 0 : 1, typeCut: false });
+    const data = mapProvisioning({ ...none, live: [row('new'), row(null)] }, { ...options, labelValueLimit: 2 }, known);
+    expect(data.knownTypes).toEqual(['OTHER', 'new', 'old-1']);
   });
 });
 
