@@ -6,8 +6,11 @@
  */
 import { KNOWN } from '../catalog.js';
 import type { Database } from '../db/client.js';
-import { LabelLimiter, SampleSet, toSeconds, type InvalidCounts, type Sample } from '../metrics/sample.js';
+import { isOneOf, readEnumLabels, type EnumLabels } from '../db/enum-labels.js';
+import { Prisma } from '../generated/prisma/client.js';
+import { countInvalid, LabelLimiter, SampleSet, toSeconds, type InvalidCounts, type Sample } from '../metrics/sample.js';
 import type { CollectContext, Source, SourceData } from './types.js';
+import { EARLIEST_VALID_TIME, isValidTime, latestValidTime } from './valid-time.js';
 
 /** Options of the backups source. */
 export interface BackupsOptions {
@@ -32,11 +35,17 @@ export interface BackupsData extends SourceData {
   types: BackupTypeView[];
 }
 
-/** One row of the last-backup query. */
+/** One row of the last-backup query: the newest valid time of one resource type and status. */
 export interface LastBackupRow {
   resourceType: string;
   status: 'COMPLETED' | 'FAILED';
-  at: Date;
+  /** completedAt (else startedAt) of the newest backup with a valid time; null when none has one. */
+  at: Date | null;
+  /**
+   * Backups of the type and status whose time is invalid (valid-time.ts):
+   * up to INVALID_PROBE_LIMIT in the future and as many before 1970.
+   */
+  invalid?: number;
 }
 
 /** Maps last-backup rows to per-type views; the critical types are always present (pure). */
@@ -56,6 +65,8 @@ export function mapBackups(installed: boolean, rows: readonly LastBackupRow[], o
   for (const t of KNOWN.criticalBackupTypes) view(t);
   for (const r of rows) {
     const v = view(r.resourceType);
+    if (r.invalid) countInvalid(invalid, 'bad_timestamp', r.invalid);
+    if (r.at === null) continue;
     if (r.status === 'COMPLETED') v.lastSuccess = r.at;
     else v.lastFailure = r.at;
   }
@@ -81,45 +92,74 @@ export function backupSamples(data: BackupsData): Sample[] {
   return s.list();
 }
 
+/**
+ * Invalid backups counted at most, per resource type, status and side (in
+ * the future, before 1970): enough to say how bad it is, while a history
+ * full of them costs one bounded index range per type.
+ */
+export const INVALID_PROBE_LIMIT = 100;
+
+/**
+ * The last-backups query at `now` on a schema whose Backup.status accepts
+ * `labels` (exported so tests can EXPLAIN it).
+ *
+ * A loose index scan walks the distinct resource types of each status
+ * ("Backup_completed_idx", "Backup_failed_idx"), then index probes per type:
+ * the newest backup with a valid time (a range read backwards from now +
+ * skew, so a row dated 9999 or infinity is stepped over, never taken), and
+ * how many lie beyond either end of the valid range (bounded ranges at the
+ * ends of the index). Cost follows the number of types, not the million rows
+ * of history.
+ */
+export function lastBackupsSql(labels: EnumLabels, now: Date): Prisma.Sql {
+  const at = Prisma.raw('COALESCE(b."completedAt", b."startedAt")');
+  const valid = isValidTime(at, now);
+  const latest = latestValidTime(now);
+  const earliest = Prisma.raw(`'${EARLIEST_VALID_TIME}'`);
+  const perStatus = (status: 'COMPLETED' | 'FAILED') => {
+    const is = isOneOf(labels, 'Backup.status', [status]);
+    const isB = isOneOf(labels, 'Backup.status', [status], 'b');
+    return Prisma.sql`
+      SELECT t.rt::text AS "resourceType", ${Prisma.raw(`'${status}'`)} AS status,
+             (SELECT max(${at}) FROM "Backup" b WHERE ${isB} AND b."resourceType" = t.rt AND ${valid}) AS at,
+             ((SELECT count(*) FROM (SELECT 1 FROM "Backup" b
+                                      WHERE ${isB} AND b."resourceType" = t.rt
+                                        AND ${at} > (${latest}::timestamptz AT TIME ZONE 'UTC')
+                                      ORDER BY ${at} DESC
+                                      LIMIT ${INVALID_PROBE_LIMIT}::int) f)
+              + (SELECT count(*) FROM (SELECT 1 FROM "Backup" b
+                                        WHERE ${isB} AND b."resourceType" = t.rt AND ${at} < ${earliest}
+                                        ORDER BY ${at}
+                                        LIMIT ${INVALID_PROBE_LIMIT}::int) p))::int AS invalid
+        FROM (WITH RECURSIVE types AS (
+                SELECT min("resourceType") AS rt FROM "Backup" WHERE ${is}
+                UNION ALL
+                SELECT (SELECT min("resourceType") FROM "Backup" WHERE ${is} AND "resourceType" > types.rt)
+                  FROM types WHERE types.rt IS NOT NULL
+              ) SELECT rt FROM types WHERE rt IS NOT NULL) t`;
+  };
+  return Prisma.sql`${perStatus('COMPLETED')} UNION ALL ${perStatus('FAILED')}`;
+}
+
+/** Reads the newest valid backup of every type and status, in one snapshot. */
+async function readBackups(db: Database, ctx: CollectContext): Promise<{ installed: boolean; rows: LastBackupRow[] }> {
+  return db.read(ctx.timeoutMs, async (tx) => {
+    const [{ installed }] = (await tx.$queryRaw<Array<{ installed: boolean }>>`
+      SELECT to_regclass('public."Backup"') IS NOT NULL AS installed`) as [{ installed: boolean }];
+    if (!installed) return { installed, rows: [] as LastBackupRow[] };
+    const labels = await readEnumLabels(tx, ['Backup.status']);
+    const rows = await tx.$queryRaw<LastBackupRow[]>(lastBackupsSql(labels, ctx.now));
+    return { installed, rows };
+  });
+}
+
 /** The backups source. */
 export function backupsSource(db: Database, options: BackupsOptions): Source<BackupsData> {
   return {
     name: 'backups',
     backend: 'database',
     async collect(ctx: CollectContext): Promise<BackupsData> {
-      const read = await db.read(ctx.timeoutMs, async (tx) => {
-        const [{ installed }] = (await tx.$queryRaw<Array<{ installed: boolean }>>`
-          SELECT to_regclass('public."Backup"') IS NOT NULL AS installed`) as [{ installed: boolean }];
-        if (!installed) return { installed, rows: [] as LastBackupRow[] };
-        // A loose index scan walks the distinct resource types of each status
-        // ("Backup_completed_idx", "Backup_failed_idx"), then one index probe
-        // per type finds its newest backup: cost follows the number of types,
-        // not the million rows of history.
-        const rows = await tx.$queryRaw<LastBackupRow[]>`
-          WITH RECURSIVE
-            completed_types AS (
-              SELECT min("resourceType") AS rt FROM "Backup" WHERE "status" = 'COMPLETED'
-              UNION ALL
-              SELECT (SELECT min("resourceType") FROM "Backup" WHERE "status" = 'COMPLETED' AND "resourceType" > c.rt)
-                FROM completed_types c WHERE c.rt IS NOT NULL
-            ),
-            failed_types AS (
-              SELECT min("resourceType") AS rt FROM "Backup" WHERE "status" = 'FAILED'
-              UNION ALL
-              SELECT (SELECT min("resourceType") FROM "Backup" WHERE "status" = 'FAILED' AND "resourceType" > f.rt)
-                FROM failed_types f WHERE f.rt IS NOT NULL
-            )
-          SELECT c.rt AS "resourceType", 'COMPLETED' AS status,
-                 (SELECT max(COALESCE(b."completedAt", b."startedAt")) FROM "Backup" b
-                   WHERE b."status" = 'COMPLETED' AND b."resourceType" = c.rt) AS at
-            FROM completed_types c WHERE c.rt IS NOT NULL
-          UNION ALL
-          SELECT f.rt, 'FAILED',
-                 (SELECT max(COALESCE(b."completedAt", b."startedAt")) FROM "Backup" b
-                   WHERE b."status" = 'FAILED' AND b."resourceType" = f.rt)
-            FROM failed_types f WHERE f.rt IS NOT NULL`;
-        return { installed, rows };
-      });
+      const read = await readBackups(db, ctx);
       return mapBackups(read.installed, read.rows, options);
     },
     samples: backupSamples,
