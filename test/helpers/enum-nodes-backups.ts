@@ -17,15 +17,31 @@ export const ENUM_BACKUP_TYPES = ['DB_CORE', 'MPANEL_CORE', 'CLOUD_POD', 'MAIL_C
 
 const list = (values: readonly string[]) => values.map((v) => `'${v}'`).join(', ');
 
-/** A fresh database with only CoreNode and Backup, enum + timestamptz, readable by the read-only role. */
-export async function createEnumNodesBackupsDatabase(label: string): Promise<TestDatabase> {
+/**
+ * A fresh database with only CoreNode and Backup, enum + timestamptz,
+ * readable by the read-only role; `backupStatuses` replaces the Backup
+ * status labels (a platform without FAILED, say).
+ */
+export async function createEnumNodesBackupsDatabase(
+  label: string,
+  options: { backupStatuses?: readonly string[] } = {},
+): Promise<TestDatabase> {
   const db = await createTestDatabase(`${label}_enum`, { migrate: false });
   db.admin.on('error', () => undefined);
+  const statuses = options.backupStatuses ?? ENUM_BACKUP_STATUSES;
+  // The exporter's Backup indexes, for the statuses the enum has.
+  const indexes = (['COMPLETED', 'FAILED'] as const)
+    .filter((s) => statuses.includes(s))
+    .map(
+      (s) =>
+        `CREATE INDEX "Backup_${s.toLowerCase()}_idx" ON "Backup"("resourceType", (COALESCE("completedAt", "startedAt"))) WHERE "status" = '${s}';`,
+    )
+    .join('\n');
   try {
     await db.admin.query(`
       CREATE TYPE "NodeRole" AS ENUM ('WEB', 'MAIL', 'DNS', 'CLOUD', 'SECURITY', 'DATABASE', 'PANEL', 'VOIP');
       CREATE TYPE "NodeStatus" AS ENUM (${list(ENUM_NODE_STATUSES)});
-      CREATE TYPE "BackupStatus" AS ENUM (${list(ENUM_BACKUP_STATUSES)});
+      CREATE TYPE "BackupStatus" AS ENUM (${list(statuses)});
       CREATE TYPE "BackupResourceType" AS ENUM (${list(ENUM_BACKUP_TYPES)});
       CREATE TABLE "CoreNode" (
         "id" TEXT NOT NULL PRIMARY KEY,
@@ -47,8 +63,7 @@ export async function createEnumNodesBackupsDatabase(label: string): Promise<Tes
         "completedAt" TIMESTAMPTZ(3),
         "sizeBytes" BIGINT
       );
-      CREATE INDEX "Backup_completed_idx" ON "Backup"("resourceType", (COALESCE("completedAt", "startedAt"))) WHERE "status" = 'COMPLETED';
-      CREATE INDEX "Backup_failed_idx" ON "Backup"("resourceType", (COALESCE("completedAt", "startedAt"))) WHERE "status" = 'FAILED';`);
+      ${indexes}`);
     await db.grantReader();
   } catch (err) {
     await db.drop();
