@@ -294,7 +294,7 @@ export async function readCoreNodes(db: Database, ctx: CollectContext, options: 
              ${percentColumns('diskPercent', 'disk')},
              CASE WHEN ${isValidTime(Prisma.raw('r.at'), ctx.now)} THEN r.at END AS "lastMetricsAt",
              (r.at IS NOT NULL AND NOT ${isValidTime(Prisma.raw('r.at'), ctx.now)}) AS "badLastMetricsAt"
-        FROM (SELECT n."id", n."hostname", n."role", n."status", n."lastMetricsAt" AS at, n."metrics" #> '{}' AS m
+        FROM (SELECT n."id", n."hostname", n."role", n."status", n."lastMetricsAt" AS at, n."metrics"::jsonb #> '{}' AS m
                 FROM (SELECT n."id"
                         FROM "CoreNode" n
                        ORDER BY CASE WHEN n."hostname" = ANY(${expected}::text[]) THEN 0
