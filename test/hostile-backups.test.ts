@@ -10,7 +10,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Database } from '../src/db/client.js';
 import type { EnumLabels } from '../src/db/enum-labels.js';
-import { backupSamples, backupsSource, INVALID_PROBE_LIMIT, lastBackupsSql, type BackupsData } from '../src/sources/backups.js';
+import { MAX_LABEL_VALUE_LENGTH } from '../src/collector/runner.js';
+import { backupSamples, backupsSource, INVALID_PROBE_LIMIT, lastBackupsSql, MAX_BACKUP_TYPES, type BackupsData } from '../src/sources/backups.js';
 import { createTestApp } from './helpers/app.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 import { createEnumNodesBackupsDatabase, ENUM_BACKUP_STATUSES } from './helpers/enum-nodes-backups.js';
@@ -202,6 +203,37 @@ describe('impossible backup times (items 5 and 6)', () => {
     expect(last).toEqual({ DB_CORE: S - DAY, MPANEL_CORE: S - DAY + 450, CLOUD_POD: S - DAY + 300, MAIL_CORE: S - DAY + 150 });
     // 100 at infinity and 100 in 9999 reach the future-side cap; 100 at -infinity the past side.
     expect(data.invalid).toEqual({ bad_timestamp: 2 * INVALID_PROBE_LIMIT });
+  });
+});
+
+describe('a resource type per row (bounds that keep what pages)', () => {
+  it('1,500 long type names sorting first: at most MAX_BACKUP_TYPES read, the critical types always, names cut in SQL', async () => {
+    await seed(
+      db.admin,
+      `INSERT INTO "Backup" (id, "resourceType", status, "startedAt", "completedAt")
+         SELECT 't' || i, 'A-' || lpad(i::text, 5, '0') || repeat('x', 300), 'COMPLETED', ${at(-2 * H)}, ${at(-H)} FROM generate_series(1, 1500) i;
+       INSERT INTO "Backup" (id, "resourceType", status, "startedAt", "completedAt") VALUES
+         ('d', 'DB_CORE', 'COMPLETED', ${at(-3 * H)}, ${at(-2 * H)}),
+         ('c', 'CLOUD_POD', 'FAILED', ${at(-H)}, NULL)`,
+    );
+    const o = await collect();
+    expect(value(o.text, 'ops_backup_last_success_timestamp_seconds', { resource_type: 'DB_CORE' })).toBe(S - 2 * H);
+    expect(value(o.text, 'ops_backup_ever_succeeded', { resource_type: 'DB_CORE' })).toBe(1);
+    expect(value(o.text, 'ops_backup_ever_succeeded', { resource_type: 'MPANEL_CORE' })).toBe(0);
+    expect(value(o.text, 'ops_backup_ever_succeeded', { resource_type: 'CLOUD_POD' })).toBe(0);
+    expect(value(o.text, 'ops_backup_last_failure_timestamp_seconds', { resource_type: 'CLOUD_POD' })).toBe(S - H);
+    expect(value(o.text, 'ops_backup_last_success_timestamp_seconds', { resource_type: 'OTHER' })).toBe(S - H);
+    const types = samples(o.text, 'ops_backup_ever_succeeded').map((s) => s.labels.resource_type ?? '');
+    // The label limit (200): the 3 critical types, 197 cut names, OTHER.
+    expect(types).toHaveLength(201);
+    expect(types.filter((t) => /^A-\d{5}x{183}…[0-9a-f]{8}$/.test(t))).toHaveLength(197);
+    expect(Math.max(...types.map((t) => t.length))).toBeLessThan(MAX_LABEL_VALUE_LENGTH);
+    // 197 cut names, 803 of the 1,000 read merged into OTHER, and 1 for the 500 types never read.
+    expect(o.invalid).toEqual({ label_overflow: 197 + (MAX_BACKUP_TYPES - 197) + 1 });
+    expect(o.overview.backups).toEqual({
+      dbCoreLastSuccess: new Date((S - 2 * H) * 1000).toISOString(),
+      notes: 'No successful backup recorded for MPANEL-CORE, CloudPods',
+    });
   });
 });
 
