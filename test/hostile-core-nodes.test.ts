@@ -239,17 +239,21 @@ describe('bounds that never hide what pages (item 7)', () => {
 });
 
 describe('empty hostname (item 10)', () => {
-  it('gets no per-node series (no empty label), is counted null_value and stays in ops_core_nodes', async () => {
+  it('gets no per-node series (no empty label), is counted null_value and stays in ops_core_nodes; so does a NULL one', async () => {
+    // A platform whose hostname column allows NULL.
+    await db.admin.query('ALTER TABLE "CoreNode" ALTER COLUMN hostname DROP NOT NULL');
     await seed(`
       INSERT INTO "CoreNode" (id, hostname, role, status, metrics, "updatedAt") VALUES
         ('n0', '', 'WEB', 'OFFLINE', '{"cpuPercent": 5}', now()),
+        ('nn', NULL, 'WEB', 'DEGRADED', NULL, now()),
         ('n1', 'SRV1-WEB', 'WEB', 'ONLINE', NULL, now());`);
     const o = await collect();
     expect(o.parsed.filter((s) => s.name.startsWith('ops_core_node_') && s.labels.node === '')).toEqual([]);
     expect(o.parsed.filter((s) => s.name.startsWith('ops_core_node_') && !('node' in s.labels))).toEqual([]);
     expect(value(o.text, 'ops_core_nodes', { status: 'OFFLINE' })).toBe(1);
+    expect(value(o.text, 'ops_core_nodes', { status: 'DEGRADED' })).toBe(1);
     expect(value(o.text, 'ops_core_nodes', { status: 'ONLINE' })).toBe(1);
-    expect(o.invalid).toEqual({ null_value: 1 });
+    expect(o.invalid).toEqual({ null_value: 2 });
     expect(o.overview.coreNodes.map((n: { label: string }) => n.label)).not.toContain('');
   });
 });

@@ -170,8 +170,9 @@ export function mapCoreNodes(read: CoreNodesRead, options: Pick<CoreNodesOptions
   const expected = new Set(options.expectedNodes);
   const rows: CoreNodeRow[] = [];
   for (const row of read.rows) {
-    // Prometheus reads an empty label value as no label: such a row has no
-    // name to report under, and stays counted in ops_core_nodes.
+    // Prometheus reads an empty label value as no label: a row without a
+    // hostname (empty, or NULL where a platform allows it; SQL reads NULL as
+    // empty) has no name to report under, and stays counted in ops_core_nodes.
     if (row.hostname === '') countInvalid(invalid, 'null_value');
     else rows.push(row);
   }
@@ -294,7 +295,7 @@ export async function readCoreNodes(db: Database, ctx: CollectContext, options: 
              ${percentColumns('diskPercent', 'disk')},
              CASE WHEN ${isValidTime(Prisma.raw('r.at'), ctx.now)} THEN r.at END AS "lastMetricsAt",
              (r.at IS NOT NULL AND NOT ${isValidTime(Prisma.raw('r.at'), ctx.now)}) AS "badLastMetricsAt"
-        FROM (SELECT n."id", n."hostname", n."role", n."status", n."lastMetricsAt" AS at, n."metrics"::jsonb #> '{}' AS m
+        FROM (SELECT n."id", COALESCE(n."hostname", '') AS "hostname", n."role", n."status", n."lastMetricsAt" AS at, n."metrics"::jsonb #> '{}' AS m
                 FROM (SELECT n."id"
                         FROM "CoreNode" n
                        ORDER BY CASE WHEN n."hostname" = ANY(${expected}::text[]) THEN 0
