@@ -102,6 +102,7 @@ export const METRICS = {
   coreNodeMemory: def('ops_core_node_memory_ratio', 'gauge', 'ratio', 'core_nodes', ['node'], 'RAM utilisation of the core node (0..1); absent when unknown or invalid.'),
   coreNodeDisk: def('ops_core_node_disk_ratio', 'gauge', 'ratio', 'core_nodes', ['node'], 'Disk utilisation of the core node (0..1); absent when unknown or invalid.'),
   coreNodeMetricsTimestamp: def('ops_core_node_metrics_timestamp_seconds', 'gauge', 'timestamp_seconds', 'core_nodes', ['node'], 'When the core node\'s metrics were last written (lastMetricsAt), Unix seconds; absent when never.'),
+  coreNodes: def('ops_core_nodes', 'gauge', 'count', 'core_nodes', ['status'], 'CoreNode rows by status (UNKNOWN for NULL or unrecognised), every row counted: also nodes beyond the per-node bound and rows without a hostname, which have no per-node series.'),
 
   // BullMQ queues
   queueJobs: def('ops_queue_jobs', 'gauge', 'count', 'queues', ['prefix', 'queue', 'state'], 'BullMQ jobs in the queue by state.'),

@@ -63,7 +63,7 @@ const get = (app: TestApp) => app.app.inject({ url: '/api/ops/overview', headers
 describe('a source that never succeeds', () => {
   it('answers 503 until every source has been tried, then 200 without that section, saying why in sources[]', async () => {
     const c = clock();
-    const coreNodes = scripted<CoreNodesData, 'coreNodes'>('core_nodes', { name: 'coreNodes', overview: coreNodesOverview }, { nodes: [], invalid: {} }, permissionDenied);
+    const coreNodes = scripted<CoreNodesData, 'coreNodes'>('core_nodes', { name: 'coreNodes', overview: coreNodesOverview }, { nodes: [], statusCounts: {}, omitted: 0, invalid: {} }, permissionDenied);
     t = await createTestApp('api_degrade', { db, redis, now: c.now, replaceSources: { core_nodes: coreNodes } });
     expect((await get(t)).statusCode).toBe(503);
     for (const name of ['queues', 'provisioning', 'security', 'backups'] as const) await t.app.collection.collect(name);
@@ -101,7 +101,7 @@ describe('a source that never succeeds', () => {
     const coreNodes = scripted<CoreNodesData, 'coreNodes'>(
       'core_nodes',
       { name: 'coreNodes', overview: coreNodesOverview },
-      { nodes: [], invalid: {} },
+      { nodes: [], statusCounts: {}, omitted: 0, invalid: {} },
       () => failure?.() ?? null,
     );
     t = await createTestApp('api_degrade', { db, redis, now: c.now, replaceSources: { core_nodes: coreNodes } });
