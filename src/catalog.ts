@@ -117,6 +117,7 @@ export const METRICS = {
   sourceErrors: def('ops_source_errors_total', 'counter', 'count', 'exporter', ['source'], 'Failed collections of the source.'),
   sourceCollections: def('ops_source_collections_total', 'counter', 'count', 'exporter', ['source'], 'Collections attempted for the source.'),
   sourceInvalidValues: def('ops_source_invalid_values', 'gauge', 'count', 'exporter', ['source', 'reason'], 'Values in the source\'s last collection that could not be used as they are (NULL, unrecognised, out of range, wrong type), by reason; such rows are still counted under UNKNOWN or reported as unknown.'),
+  exporterIndexMissing: def('ops_exporter_index_missing', 'gauge', 'boolean', 'exporter', ['index'], '1 when an index the exporter\'s queries need is missing or invalid (pg_index.indisvalid) on the platform database, 0 when it is there and valid; checked at start-up and hourly; absent for the tables of modules not installed.'),
   buildInfo: def('ops_exporter_build_info', 'gauge', 'info', 'exporter', ['version', 'nodejs'], 'Version of the exporter (always 1).'),
 } as const;
 
