@@ -1,0 +1,148 @@
+/**
+ * The exporter behind what stands in front of real platform databases: a
+ * hot-standby replica (pg_basebackup -R) and PgBouncer 1.18 in transaction
+ * pooling mode. Every source must give the same /metrics numbers there as on
+ * the primary, and no session setting of the exporter may outlive its
+ * transaction (a pooler hands the server session to other clients).
+ */
+import type { FastifyInstance } from 'fastify';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SOURCE_NAMES } from '../src/catalog.js';
+import type { TestDatabase } from './helpers/db.js';
+import { buildTestExporter, scrape } from './helpers/exporter.js';
+import type { ParsedSample } from './helpers/metrics.js';
+import { clusterDatabase, startPgCluster, type PgCluster } from './helpers/pg-cluster.js';
+import { startPgBouncer, startReplica, type PgBouncer, type PgReplica } from './helpers/pg-topology.js';
+import { createTestRedis, type TestRedis } from './helpers/redis.js';
+
+const NOW = new Date('2026-01-15T12:00:00.000Z');
+const MIN = 60_000;
+const H = 60 * MIN;
+const at = (ms: number) => new Date(NOW.getTime() + ms).toISOString().replace('T', ' ').replace('Z', '');
+const DATABASE = 'platform';
+
+/** The exporter's own timings: the only series allowed to differ between the three. */
+const TIMINGS = new Set(['ops_source_collect_duration_seconds', 'ops_source_last_success_timestamp_seconds']);
+
+async function seed(db: TestDatabase): Promise<void> {
+  const q = (sql: string, params: unknown[] = []) => db.admin.query(sql, params);
+  await q(`INSERT INTO "CoreNode" (id, hostname, role, status, metrics, "lastMetricsAt", "updatedAt") VALUES
+    ('n1', 'SRV1-WEB', 'WEB', 'ONLINE', '{"cpuPercent": 42.5, "ramPercent": 61, "diskPercent": 70}', $1, $2),
+    ('n2', 'MAIL-CORE', 'MAIL', 'DEGRADED', NULL, NULL, $2),
+    ('n3', 'DB-CORE', NULL, 'REBOOTING', '{"cpuPercent": 140}', $1, $2)`, [at(-30_000), at(0)]);
+  const job = (id: string, type: string, action: string, status: string, created: number, started: number | null) =>
+    q(`INSERT INTO "ProvisioningJob" (id, type, action, "resourceType", status, "createdAt", "startedAt", "updatedAt")
+       VALUES ($1, $2, $3, 'WEBSITE', $4, $5, $6, $7)`, [id, type, action, status, at(created), started === null ? null : at(started), at(0)]);
+  await job('p1', 'hosting', 'hosting.create', 'PENDING', -20 * MIN, null);
+  await job('r1', 'dns', 'dns.zone.sync', 'RUNNING', -2 * H, -30 * MIN);
+  await job('d1', 'ssl', 'ssl.issue', 'DELAYED', -1 * H, null);
+  await job('f1', 'hosting', 'hosting.create', 'FAILED', -1 * H, -1 * H);
+  await job('f2', 'dns', 'dns.zone.sync', 'FAILED', -23 * H, null);
+  await job('c1', 'hosting', 'hosting.create', 'COMPLETED', -3 * H, -3 * H);
+  await job('x1', 'hosting', 'hosting.delete', 'CANCELLED', -3 * H, null);
+  const ev = (ts: number, decision: string | null, n: number) =>
+    q(`INSERT INTO "ShieldEvent" ("timestamp", decision) SELECT $1, $2 FROM generate_series(1, $3)`, [at(ts), decision, n]);
+  await ev(-1 * MIN, 'ALLOW', 5);
+  await ev(-2 * H, 'BLOCK', 3);
+  await ev(-4 * H, null, 2);
+  await ev(-48 * H, 'BLOCK', 4);
+  await q(`INSERT INTO "ShieldPolicy" (id, name, mode, "updatedAt") VALUES ('a', 'a', 'ENFORCE', $1), ('b', 'b', 'MONITOR', $1)`, [at(0)]);
+  await q(`INSERT INTO "GuardianFinding" (id, severity, status, title) VALUES ('g1', 'CRITICAL', 'OPEN', 'x'), ('g2', 'LOW', 'RESOLVED', 'y')`);
+  await q(`INSERT INTO "Backup" (id, "resourceType", status, "startedAt", "completedAt") VALUES
+    ('b1', 'DB_CORE', 'COMPLETED', $1, $2), ('b2', 'MPANEL_CORE', 'FAILED', $3, NULL)`, [at(-20 * H - 10 * MIN), at(-20 * H), at(-2 * H)]);
+}
+
+/** Every series but the exporter's timings, as `name{labels} value` lines, sorted. */
+function comparable(samples: ParsedSample[]): string[] {
+  return samples
+    .filter((s) => !TIMINGS.has(s.name))
+    .map((s) => `${s.name}{${Object.entries(s.labels).sort().map(([k, v]) => `${k}="${v}"`).join(',')}} ${s.value}`)
+    .sort();
+}
+
+describe('through a hot-standby replica and PgBouncer (transaction mode)', () => {
+  let primary: PgCluster;
+  let replica: PgReplica;
+  let bouncer: PgBouncer;
+  let platform: TestDatabase;
+  let redis: TestRedis;
+  const apps: FastifyInstance[] = [];
+
+  async function collectedMetrics(readerUrl: string): Promise<ParsedSample[]> {
+    const app = await buildTestExporter({ db: { ...platform, readerUrl }, redis, now: () => NOW });
+    apps.push(app);
+    await app.collection.collectAll();
+    return (await scrape(app)).samples;
+  }
+
+  beforeAll(async () => {
+    redis = await createTestRedis('topology');
+    primary = await startPgCluster();
+    platform = await clusterDatabase(primary, DATABASE);
+    // A role time zone far from UTC: the exporter sets its own per
+    // transaction; through the pooler, that one must not leak either.
+    await platform.admin.query(`ALTER ROLE ops_overview_reader IN DATABASE ${DATABASE} SET TimeZone = 'America/New_York'`);
+    await seed(platform);
+    [replica, bouncer] = await Promise.all([
+      startReplica(primary),
+      startPgBouncer(primary.port, { users: ['postgres', 'ops_overview_reader'], poolSize: 1 }),
+    ]);
+    await replica.caughtUp();
+  }, 120_000);
+
+  afterAll(async () => {
+    for (const app of apps) await app.close();
+    await bouncer?.destroy();
+    await replica?.destroy();
+    await platform?.drop();
+    await primary?.destroy();
+    await redis?.cleanup();
+  }, 60_000);
+
+  let onPrimary: ParsedSample[];
+
+  it('on the primary, every source is up (the reference)', async () => {
+    onPrimary = await collectedMetrics(primary.readerUrl(DATABASE));
+    const up = onPrimary.filter((s) => s.name === 'ops_source_up');
+    expect(Object.fromEntries(up.map((s) => [s.labels.source, s.value]))).toEqual(Object.fromEntries(SOURCE_NAMES.map((n) => [n, 1])));
+    // Not a trivially empty reference: seeded values are there.
+    expect(onPrimary.find((s) => s.name === 'ops_shield_events_24h' && s.labels.decision === 'ALLOW')?.value).toBe(5);
+    expect(onPrimary.find((s) => s.name === 'ops_provisioning_failed_jobs_24h' && s.labels.action === 'dns.zone.sync')?.value).toBe(1);
+  }, 60_000);
+
+  it('through the replica, the same numbers', async () => {
+    const viaReplica = await collectedMetrics(replica.url(DATABASE, 'ops_overview_reader'));
+    expect(comparable(viaReplica)).toEqual(comparable(onPrimary));
+  }, 60_000);
+
+  it('through PgBouncer in transaction mode, the same numbers, twice in a row', async () => {
+    const url = bouncer.url(DATABASE, 'ops_overview_reader');
+    const first = await collectedMetrics(url);
+    expect(comparable(first)).toEqual(comparable(onPrimary));
+    const app = apps.at(-1)!;
+    // The second collection takes the incremental paths (the Shield window),
+    // compared with a second one on the primary.
+    const primaryApp = apps[0]!;
+    await Promise.all([app.collection.collectAll(), primaryApp.collection.collectAll()]);
+    const [again, primaryAgain] = await Promise.all([scrape(app), scrape(primaryApp)]);
+    expect(primaryAgain.samples.find((s) => s.name === 'ops_source_collections_total' && s.labels.source === 'security')?.value).toBe(2);
+    expect(comparable(again.samples)).toEqual(comparable(primaryAgain.samples));
+  }, 60_000);
+
+  it("leaves the pooler's one server session with the role's own settings: nothing the exporter set survives its transactions", async () => {
+    const c = new pg.Client({ connectionString: bouncer.url(DATABASE, 'ops_overview_reader') });
+    await c.connect();
+    try {
+      // One server connection per pool (poolSize 1): this is the session the exporter used.
+      const { rows } = await c.query<Record<string, string>>(
+        `SELECT current_setting('TimeZone') AS tz, current_setting('statement_timeout') AS st,
+                current_setting('lock_timeout') AS lt, current_setting('jit') AS jit,
+                current_setting('transaction_isolation') AS iso, current_setting('application_name') AS app`,
+      );
+      expect(rows[0]).toMatchObject({ tz: 'America/New_York', st: '10s', lt: '0', jit: 'on', iso: 'read committed' });
+    } finally {
+      await c.end();
+    }
+  }, 20_000);
+});
