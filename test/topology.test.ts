@@ -9,6 +9,9 @@ import type { FastifyInstance } from 'fastify';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SOURCE_NAMES } from '../src/catalog.js';
+import { Database } from '../src/db/client.js';
+import { EXPORTER_INDEXES } from '../src/db/indexes.js';
+import { indexesSource } from '../src/sources/indexes.js';
 import type { TestDatabase } from './helpers/db.js';
 import { buildTestExporter, scrape } from './helpers/exporter.js';
 import type { ParsedSample } from './helpers/metrics.js';
@@ -186,3 +189,22 @@ it('the enum + timestamptz schema gives the same numbers as the text schema for 
   expect(reference.size).toBe(2);
   expect(comparable(reference.get('enum')!)).toEqual(comparable(reference.get('text')!));
 });
+
+it('the index check (catalog only) reads the same on the primary, the replica and through the pooler', async () => {
+  const db = platforms.get('enum')!;
+  await db.admin.query('DROP INDEX "Backup_failed_idx"');
+  await replica.caughtUp();
+  const results: Array<Record<string, number>> = [];
+  for (const url of [primary.readerUrl(db.name), replica.url(db.name, 'ops_overview_reader'), bouncer.url(db.name, 'ops_overview_reader')]) {
+    const database = new Database({ url, poolMax: 1 });
+    try {
+      const source = indexesSource(database);
+      const data = await source.collect({ now: NOW, signal: new AbortController().signal, timeoutMs: 5_000 });
+      results.push(Object.fromEntries(source.samples(data).map((s) => [s.labels.index!, s.value])));
+    } finally {
+      await database.close();
+    }
+  }
+  const expected = Object.fromEntries(EXPORTER_INDEXES.map((ix) => [ix.name, ix.name === 'Backup_failed_idx' ? 1 : 0]));
+  expect(results).toEqual([expected, expected, expected]);
+}, 30_000);
