@@ -5,11 +5,11 @@
  * and the README's metric table is written from it.
  */
 
-/** The five areas the exporter reads, one source each. */
-export type SourceName = 'core_nodes' | 'queues' | 'provisioning' | 'security' | 'backups';
+/** The five areas the exporter reads, one source each, and the check of its own indexes. */
+export type SourceName = 'core_nodes' | 'queues' | 'provisioning' | 'security' | 'backups' | 'indexes';
 
 /** Every source, in the order they are listed in docs and on dashboards. */
-export const SOURCE_NAMES: readonly SourceName[] = ['core_nodes', 'queues', 'provisioning', 'security', 'backups'];
+export const SOURCE_NAMES: readonly SourceName[] = ['core_nodes', 'queues', 'provisioning', 'security', 'backups', 'indexes'];
 
 /**
  * Label value used for any enum-like database value outside the known set:
@@ -141,6 +141,7 @@ export const METRICS = {
   sourceErrors: def('ops_source_errors_total', 'counter', 'count', 'exporter', ['source'], 'Failed collections of the source.'),
   sourceCollections: def('ops_source_collections_total', 'counter', 'count', 'exporter', ['source'], 'Collections attempted for the source.'),
   sourceInvalidValues: def('ops_source_invalid_values', 'gauge', 'count', 'exporter', ['source', 'reason'], 'Values in the source\'s last collection that could not be used as they are (NULL, unrecognised, out of range, wrong type), by reason; such rows are still counted under UNKNOWN or reported as unknown.'),
+  exporterIndexMissing: def('ops_exporter_index_missing', 'gauge', 'boolean', 'indexes', ['index'], '1 when an index the exporter\'s queries need is missing or invalid (pg_index.indisvalid) on the platform database, 0 when it is there and valid; checked at start-up and hourly; absent for the tables of modules not installed.'),
   buildInfo: def('ops_exporter_build_info', 'gauge', 'info', 'exporter', ['version', 'nodejs'], 'Version of the exporter (always 1).'),
 } as const;
 

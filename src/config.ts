@@ -226,7 +226,11 @@ const SOURCE_DEFAULTS: Record<SourceName, SourceScheduleConfig> = {
   provisioning: { intervalSeconds: 15, timeoutSeconds: 5 },
   security: { intervalSeconds: 15, timeoutSeconds: 10 },
   backups: { intervalSeconds: 15, timeoutSeconds: 5 },
+  indexes: { intervalSeconds: 3600, timeoutSeconds: 10 },
 };
+
+/** Sources on a schedule of their own, which OPS_COLLECT_INTERVAL_SECONDS does not change (an hourly check). */
+const OWN_INTERVAL: readonly SourceName[] = ['indexes'];
 
 /** Every variable the exporter reads, for `--check-config` and the docs. */
 export const CONFIG_VARIABLES = [
@@ -259,7 +263,8 @@ export function loadConfig(env: Env): Config {
   for (const s of SOURCE_NAMES) {
     const d = SOURCE_DEFAULTS[s];
     const key = s.toUpperCase();
-    const intervalSeconds = num(env, `OPS_${key}_INTERVAL_SECONDS`, Number.isNaN(baseInterval) ? d.intervalSeconds : baseInterval, 1, 3600);
+    const defaultInterval = Number.isNaN(baseInterval) || OWN_INTERVAL.includes(s) ? d.intervalSeconds : baseInterval;
+    const intervalSeconds = num(env, `OPS_${key}_INTERVAL_SECONDS`, defaultInterval, 1, OWN_INTERVAL.includes(s) ? 86400 : 3600);
     const timeoutSeconds = num(env, `OPS_${key}_TIMEOUT_SECONDS`, Number.isNaN(baseTimeout) ? d.timeoutSeconds : baseTimeout, 0.1, 600);
     sources[s] = { intervalSeconds, timeoutSeconds };
   }

@@ -22,6 +22,7 @@ describe('configuration', () => {
     expect(c.sources.core_nodes).toEqual({ intervalSeconds: 15, timeoutSeconds: 5 });
     expect(c.sources.security).toEqual({ intervalSeconds: 15, timeoutSeconds: 10 });
     expect(c.sources.backups).toEqual({ intervalSeconds: 15, timeoutSeconds: 5 });
+    expect(c.sources.indexes).toEqual({ intervalSeconds: 3600, timeoutSeconds: 10 });
     expect(c.shieldRecountIntervalSeconds).toBe(3600);
     expect(c.auth).toMatchObject({ tokens: [], disabled: false });
     expect(c.metricsAuth).toEqual({ bearerSha256: undefined, basicUser: undefined, basicPasswordSha256: undefined });
@@ -40,6 +41,8 @@ describe('configuration', () => {
     expect(c.queuePrefixes).toEqual(['bull', 'platform']);
     expect(c.sources.queues.intervalSeconds).toBe(5);
     expect(c.sources.backups.intervalSeconds).toBe(30);
+    // The hourly index check keeps its own schedule.
+    expect(c.sources.indexes.intervalSeconds).toBe(3600);
     expect(c.auth.tokens).toEqual([{ name: 'grafana', sha256: SHA, scopes: ['ops:overview:read'] }]);
   });
 

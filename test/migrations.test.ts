@@ -177,7 +177,7 @@ describe('prisma/migrations and prisma/schema.prisma agree', () => {
     const folder = (await migrationFolders(MIGRATIONS_DIR)).filter((name) => name.endsWith('_exporter_indexes'));
     expect(folder).toHaveLength(1);
     const sql = await readFile(path.join(MIGRATIONS_DIR, folder[0]!, 'migration.sql'), 'utf8');
-    const created = [...sql.matchAll(/CREATE (?:UNIQUE )?INDEX "([^"]+)"/g)].map((m) => m[1]);
+    const created = [...sql.matchAll(/CREATE (?:UNIQUE )?INDEX (?:IF NOT EXISTS )?"([^"]+)"/g)].map((m) => m[1]);
     expect(created).toEqual(expect.arrayContaining(INDEXES_SCHEMA_PRISMA_CANNOT_EXPRESS));
 
     const { rows } = await migrated.admin.query<{ name: string; partial: boolean; expression: boolean }>(

@@ -51,6 +51,8 @@ function labelValues(def: MetricDef, label: string): readonly string[] {
       return ['0.1.0'];
     case 'nodejs':
       return ['v20.11.0'];
+    case 'index':
+      return ['ProvisioningJob_live_idx'];
     default:
       throw new Error(`no fixture values for label ${label} of ${def.name}`);
   }

@@ -29,6 +29,38 @@ export interface RolePrivileges {
   writableTables: string[];
 }
 
+/** What to do about a server error, by SQLSTATE, for the log line of a source that is down. */
+const SQLSTATE_HINTS: Readonly<Record<string, string>> = {
+  '42501': "the exporter's role may not read it: run sql/readonly-role.sql on this database as the tables' owner",
+};
+
+/**
+ * A statement the server refused, with the server's own message and
+ * SQLSTATE first (not Prisma's "Invalid `prisma.$queryRaw()` invocation"
+ * preamble), and what to do about it where that is known.
+ */
+export class DatabaseQueryError extends Error {
+  constructor(
+    message: string,
+    /** The server's SQLSTATE, e.g. 42501 (insufficient privilege). */
+    readonly sqlState: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.name = 'DatabaseQueryError';
+  }
+}
+
+/** The server's message and SQLSTATE inside a Prisma raw-query error, else the error unchanged. */
+export function clarifyQueryError(err: unknown): unknown {
+  if (!(err instanceof Error)) return err;
+  const m = /Code: `([0-9A-Z]{5})`\. Message: `([\s\S]*)`\s*$/.exec(err.message);
+  if (!m) return err;
+  const [, code, message] = m as unknown as [string, string, string];
+  const hint = SQLSTATE_HINTS[code];
+  return new DatabaseQueryError(`${message} (SQLSTATE ${code})${hint ? `; ${hint}` : ''}`, code, { cause: err });
+}
+
 /** The `application_name` of the exporter's sessions (pg_stat_activity shows it). */
 export const APPLICATION_NAME = 'ops-overview';
 
@@ -149,6 +181,8 @@ export class Database {
         },
         { isolationLevel: 'RepeatableRead', maxWait: ms, timeout: ms },
       );
+    } catch (err) {
+      throw clarifyQueryError(err);
     } finally {
       done = true;
       clearTimeout(deadline);

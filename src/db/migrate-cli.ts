@@ -10,6 +10,7 @@ if (!url) {
 try {
   const result = await migrate(url);
   for (const name of result.applied) console.log(`applied ${name}`);
+  for (const name of result.reapplied ?? []) console.log(`re-applied ${name} (its text was replaced by an idempotent one)`);
   console.log(`${result.applied.length} applied, ${result.alreadyApplied.length} already applied on ${redactUrl(url)}`);
 } catch (err) {
   console.error(`db:migrate failed on ${redactUrl(url)}: ${err instanceof Error ? err.message : String(err)}`);

@@ -24,6 +24,43 @@ export interface Migration {
 export interface MigrateResult {
   applied: string[];
   alreadyApplied: string[];
+  /** Applied with a text this project replaced since, run again in its new (idempotent) text: see REPLACED_CHECKSUMS. */
+  reapplied?: string[];
+}
+
+/**
+ * Checksums of migration texts this project replaced after they were
+ * applied, by migration name. The replacement is idempotent and gives the
+ * same schema, so a database migrated with the old text gets the new one run
+ * again and its checksum updated, instead of being refused as edited.
+ */
+export const REPLACED_CHECKSUMS: Readonly<Record<string, readonly string[]>> = {
+  // The first exporter_indexes: failed on enum schemas and on a second run.
+  '20261125000100_exporter_indexes': ['3d8e3a5c98396b64842c5efc6f8bf6cb535b19b39aa43ba8d500928a1c43ba14'],
+};
+
+function sha256(bytes: Buffer): Buffer {
+  return createHash('sha256').update(bytes).digest();
+}
+
+/**
+ * Whether `sql` is the script recorded with `checksum`, as Prisma's engine
+ * decides (schema-connector `script_matches_checksum`): the SHA-256 of the
+ * text as it is, with CRLF turned to LF, or with LF turned to CRLF (git may
+ * convert line endings on checkout), in lowercase hex; a recorded checksum
+ * that is not 64 characters long is compared in the unpadded hex an old
+ * engine wrote (each byte without its leading zero).
+ */
+export function checksumMatches(sql: string, checksum: string): boolean {
+  const variants = [sql, sql.replace(/\r\n/g, '\n'), sql.replace(/\n/g, '\r\n')];
+  return variants.some((text) => {
+    const digest = sha256(Buffer.from(text, 'utf8'));
+    const rendered =
+      checksum !== '' && checksum.length !== 64
+        ? [...digest].map((b) => b.toString(16)).join('')
+        : digest.toString('hex');
+    return rendered === checksum;
+  });
 }
 
 /** Reads every `<name>/migration.sql` under `dir`, in name (timestamp) order. */
@@ -61,8 +98,11 @@ export interface MigrationConnection {
 /**
  * Applies the pending `migrations` over `conn`, with Prisma Migrate's
  * bookkeeping. Refuses a non-empty database without migration history
- * (Prisma's P3005) and goes no further while an earlier migration is
- * recorded as failed (P3009).
+ * (Prisma's P3005), goes no further while an earlier migration is recorded
+ * as failed (P3009), and refuses a migration edited since it was applied (its
+ * file no longer matches the recorded checksum: what `prisma migrate status`
+ * and `migrate dev` report as edited; `migrate deploy` alone checks names only,
+ * and would leave a database whose schema no file describes).
  */
 export async function applyMigrations(conn: MigrationConnection, migrations: readonly Migration[]): Promise<MigrateResult> {
   const { rows: state } = await conn.query<{ bookkeeping: boolean; tables: number }>(
@@ -73,17 +113,48 @@ export async function applyMigrations(conn: MigrationConnection, migrations: rea
     throw new Error('the database schema is not empty and has no migration history (Prisma P3005); baseline it first');
   }
   await conn.query(BOOKKEEPING_DDL);
-  const { rows } = await conn.query<{ migration_name: string; finished_at: Date | null; rolled_back_at: Date | null }>(
-    'SELECT migration_name, finished_at, rolled_back_at FROM "_prisma_migrations"',
-  );
+  const { rows } = await conn.query<{
+    id: string;
+    migration_name: string;
+    checksum: string;
+    finished_at: Date | null;
+    rolled_back_at: Date | null;
+  }>('SELECT id, migration_name, checksum, finished_at, rolled_back_at FROM "_prisma_migrations" ORDER BY started_at');
   const failed = rows.filter((r) => r.finished_at === null && r.rolled_back_at === null);
   if (failed.length > 0) {
     throw new Error(
       `migration ${failed.map((r) => r.migration_name).join(', ')} failed earlier; resolve it before applying more`,
     );
   }
-  const done = new Set(rows.filter((r) => r.rolled_back_at === null).map((r) => r.migration_name));
+  const active = rows.filter((r) => r.rolled_back_at === null);
+  const byName = new Map(migrations.map((m) => [m.name, m]));
+  const replaced = active.filter((r) => {
+    const m = byName.get(r.migration_name);
+    return m && !checksumMatches(m.sql, r.checksum) && REPLACED_CHECKSUMS[r.migration_name]?.includes(r.checksum);
+  });
+  const edited = active.filter((r) => {
+    const m = byName.get(r.migration_name);
+    return m && !checksumMatches(m.sql, r.checksum) && !replaced.includes(r);
+  });
+  if (edited.length > 0) {
+    throw new Error(
+      `migration ${edited.map((r) => r.migration_name).join(', ')} was edited after it was applied ` +
+        `(its migration.sql no longer matches the checksum recorded in _prisma_migrations); ` +
+        'restore the file as it was applied, or add a new migration for the change',
+    );
+  }
   const result: MigrateResult = { applied: [], alreadyApplied: [] };
+  for (const r of replaced) {
+    const m = byName.get(r.migration_name)!;
+    try {
+      await conn.runScript(m.sql);
+    } catch (err) {
+      throw new Error(`migration ${m.name} (replaced text) failed: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    await conn.query('UPDATE "_prisma_migrations" SET checksum = $2 WHERE id = $1', [r.id, m.checksum]);
+    (result.reapplied ??= []).push(m.name);
+  }
+  const done = new Set(active.map((r) => r.migration_name));
   for (const m of migrations) {
     if (done.has(m.name)) {
       result.alreadyApplied.push(m.name);

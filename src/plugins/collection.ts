@@ -42,7 +42,7 @@ export const collectionPlugin = fp(
     const { config } = opts;
     const db = new Database({ url: config.databaseUrl, poolMax: config.dbPoolMax });
     const redis = createRedis(config.redisUrl, app.log, { commandTimeoutMs: config.sources.queues.timeoutSeconds * 1000 });
-    const sources = opts.sources ? opts.sources({ db, redis }) : createSources(config, db, redis);
+    const sources = opts.sources ? opts.sources({ db, redis }) : createSources(config, db, redis, app.log);
     const runner = new CollectionRunner(sources, { logger: app.log, now: opts.now });
     app.decorate('db', db);
     app.decorate('redis', redis);

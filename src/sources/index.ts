@@ -6,6 +6,7 @@ import type { Redis } from 'ioredis';
 import type { Config } from '../config.js';
 import type { Database } from '../db/client.js';
 import { backupsSource } from './backups.js';
+import { indexesSource, type IndexesLogger } from './indexes.js';
 import { coreNodesSource } from './core-nodes.js';
 import { provisioningSource } from './provisioning.js';
 import { queuesSource } from './queues.js';
@@ -22,8 +23,8 @@ const MAX_PRIORITY_LEVELS = 64;
  */
 const SCAN_CALLS_PER_COLLECTION = 2000;
 
-/** The five sources, in display order, with their schedules. */
-export function createSources(config: Config, db: Database, redis: Redis): ScheduledSource[] {
+/** The five sources and the index check, in display order, with their schedules. */
+export function createSources(config: Config, db: Database, redis: Redis, logger?: IndexesLogger): ScheduledSource[] {
   const sources: AnySource[] = [
     coreNodesSource(db, { expectedNodes: config.expectedNodes, maxNodes: MAX_CORE_NODES }),
     queuesSource(redis, {
@@ -42,6 +43,7 @@ export function createSources(config: Config, db: Database, redis: Redis): Sched
       lateCommitSeconds: config.shieldLateCommitSeconds,
     }),
     backupsSource(db, { labelValueLimit: config.labelValueLimit }),
+    indexesSource(db, logger ? { logger } : {}),
   ];
   return sources.map((source) => ({ source, schedule: config.sources[source.name] }));
 }

@@ -166,9 +166,9 @@ CREATE UNIQUE INDEX "CoreNode_hostname_key" ON "CoreNode"("hostname");
 /** Options of createEnumSchema / createVariantDatabase. */
 export interface SchemaVariantOptions {
   /**
-   * Also apply the exporter's own migrations (its index file) after the
-   * tables, as the README tells a DBA to; default true. The index file must
-   * then be the enum-safe one (branch `infra`).
+   * Also apply the exporter's own migrations (its index file, which reads
+   * the enum labels) after the tables; default true. `false` gives a
+   * platform without the exporter's indexes.
    */
   indexes?: boolean;
   /** Overrides some enum types' label sets (`enum` variant only). */
