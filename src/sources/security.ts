@@ -4,139 +4,238 @@
  * policies per mode, and open Guardian findings per severity. Guardian is an
  * optional module: no table means "not installed", which is reported as such,
  * never as zero findings.
+ *
+ * Each collection reads one snapshot for the window's step, the policies and
+ * the findings, all cheap; then, while a recount of the window is under way,
+ * as many recount chunks as fit in a share of the timeout, each in its own
+ * transaction with its own budget. A chunk that fails or runs out of budget
+ * only makes the next one narrower: the recount can never take the source down.
  */
+import { performance } from 'node:perf_hooks';
 import { KNOWN, UNKNOWN_LABEL } from '../catalog.js';
 import type { Database, DbTx } from '../db/client.js';
-import { countInvalid, knownLabel, SampleSet, type InvalidCounts, type Sample } from '../metrics/sample.js';
-import { ShieldWindow, type DecisionCountRow, type DecisionCounts, type WindowDelta, type WindowRecount } from './shield-window.js';
+import { isNoneOf, isOneOf, readEnumLabels, type EnumColumn, type EnumLabels } from '../db/enum-labels.js';
+import { Prisma } from '../generated/prisma/client.js';
+import { countInvalid as countInvalidOnce, SampleSet, type InvalidCounts, type Sample } from '../metrics/sample.js';
+import {
+  DECISION_COLUMNS,
+  labelCounts,
+  ShieldWindow,
+  type ColumnCounts,
+  type DecisionCounts,
+  type SecondCounts,
+  type StepPlan,
+  type StepRead,
+} from './shield-window.js';
 import type { CollectContext, Source, SourceData } from './types.js';
 
 /** Options of the security source. */
 export interface SecurityOptions {
-  /** Seconds between full recounts of the 24 h window. */
+  /** Seconds between the starts of two recounts of the 24 h window. */
   recountIntervalSeconds: number;
   /** Seconds an id gap is watched for a late commit. */
   lateCommitSeconds: number;
+  /** Widest recount chunk, seconds of window (default: the whole window; tests force it small). */
+  maxChunkSeconds?: number;
+  /** Recount chunks at most per collection (default: as many as the budget allows; tests force 1). */
+  chunksPerCollection?: number;
 }
 
 /** What a security collection returns. */
 export interface SecurityData extends SourceData {
-  /** Events with a timestamp in the last 24 h, by decision label. */
+  /**
+   * Whether `events24h` is the whole window: false until the first recount
+   * completes (after a start or a pause longer than the window), and then
+   * `events24h` is empty rather than a partial count.
+   */
+  complete: boolean;
+  /** Events with a timestamp in the last 86,400 whole seconds, by decision label; empty while incomplete. */
   events24h: Record<string, number>;
   /** Events inserted since the exporter started, by decision label. */
   eventsTotal: Record<string, number>;
-  /** Recount minus incremental at the last recount, by decision label. */
+  /** Recount minus incremental over the last completed recount, by decision label. */
   recountDrift: Record<string, number>;
+  /** Share of the recount under way that is done (0..1); 1 when none runs. */
+  recountProgress: number;
+  /** Collection-clock seconds the last completed recount took; null before the first. */
+  recountSeconds: number | null;
+  /** Recount chunks applied since start. */
+  recountChunks: number;
   policies: Record<string, number>;
   /** Open findings by severity label; null when Guardian is not installed. */
   guardianOpen: Record<string, number> | null;
 }
 
 /** Window length: 24 hours. */
-export const SHIELD_WINDOW_MS = 86_400_000;
-const RECOUNT_GAP_LOOKBACK = 10_000;
+export const SHIELD_WINDOW_SECONDS = 86_400;
+/** Future seconds kept per second in memory; rows dated later are read when they come this close. */
+const HORIZON_SECONDS = 600;
+/** Ids below the highest at start-up watched for late commits (later ones are left to the recount). */
+const START_GAP_LOOKBACK = 10_000;
+/** New rows read per step at most: a burst is caught up over several steps. */
+const BATCH_ROWS = 100_000;
+/** Bad timestamps counted per kind at most (the count is a signal, not an inventory). */
+const BAD_TIMESTAMP_CAP = 1_000;
+/** Recount chunks start while the collection has used less than this share of its timeout... */
+const CHUNK_WINDOW_SHARE = 0.5;
+/** ...and each runs under this share of it (statement_timeout included), so the collection ends in time. */
+const CHUNK_BUDGET_SHARE = 0.25;
 
-function utc(d: Date): string {
-  return d.toISOString();
+const ENUM_COLUMNS: readonly EnumColumn[] = ['ShieldEvent.decision', 'ShieldPolicy.mode', 'GuardianFinding.status', 'GuardianFinding.severity'];
+
+function at(second: number): Prisma.Sql {
+  return Prisma.sql`(${new Date(second * 1000).toISOString()}::timestamptz AT TIME ZONE 'UTC')`;
 }
 
-type CountRow = { decision: string | null; count: number };
+/**
+ * `count(*) FILTER (...)` per known value, then NULL, then any other value of
+ * `column`, as c0..cN: one bounded row whatever the values are.
+ */
+function countColumns(labels: EnumLabels, column: EnumColumn, known: readonly string[]): Prisma.Sql {
+  const name = Prisma.raw(`"${column.slice(column.indexOf('.') + 1)}"`);
+  const parts = [
+    ...known.map((k) => isOneOf(labels, column, [k])),
+    Prisma.sql`${name} IS NULL`,
+    isNoneOf(labels, column, known),
+  ].map((where, i) => Prisma.sql`count(*) FILTER (WHERE ${where})::int AS ${Prisma.raw(`c${i}`)}`);
+  return Prisma.join(parts, ', ');
+}
 
-async function readDelta(tx: DbTx, win: ShieldWindow, now: Date): Promise<WindowDelta> {
-  const prevStart = utc(win.previousStart as Date);
-  const newStart = utc(win.startFor(now));
-  const nowIso = utc(now);
-  const watermark = win.maxId;
-  // Primary key range: only rows inserted since the last collection.
-  const inserted = await tx.$queryRaw<Array<CountRow & { entered: number; maxId: bigint | null }>>`
-    SELECT "decision",
-           count(*)::int AS count,
-           (count(*) FILTER (WHERE "timestamp" >= (${prevStart}::timestamptz AT TIME ZONE 'UTC')))::int AS entered,
-           max("id") AS "maxId"
+/** Counts `n` values as invalid for `reason`; nothing when none (the reasons served are the ones that occurred). */
+function countInvalid(invalid: InvalidCounts, reason: Parameters<typeof countInvalidOnce>[1], n: number): void {
+  if (n > 0) countInvalidOnce(invalid, reason, n);
+}
+
+type ColumnRow = Record<`c${number}`, number>;
+
+function columns(row: ColumnRow | undefined, n: number): ColumnCounts {
+  return Array.from({ length: n }, (_, i) => Number(row?.[`c${i}`] ?? 0));
+}
+
+/** Counts by known label plus UNKNOWN, counting NULL and unknown values as invalid. */
+function knownCounts(cols: ColumnCounts, known: readonly string[], invalid: InvalidCounts): Record<string, number> {
+  const out: Record<string, number> = Object.fromEntries(known.map((k, i) => [k, cols[i] ?? 0]));
+  const nulls = cols[known.length] ?? 0;
+  const others = cols[known.length + 1] ?? 0;
+  out[UNKNOWN_LABEL] = nulls + others;
+  countInvalid(invalid, 'null_value', nulls);
+  countInvalid(invalid, 'unknown_value', others);
+  return out;
+}
+
+type SecondRow = ColumnRow & { sec: number | null; n: number; maxId: bigint | null };
+
+function perSecond(rows: readonly SecondRow[]): SecondCounts[] {
+  return rows.filter((r) => r.sec !== null).map((r) => ({ second: Number(r.sec), counts: columns(r, DECISION_COLUMNS.length) }));
+}
+
+/** Rows of ShieldEvent in [from, to) per second (index range on "timestamp"), optionally only ids <= maxId. */
+function readSeconds(tx: DbTx, labels: EnumLabels, from: number, to: number, maxId?: bigint): Promise<SecondRow[]> {
+  const ids = maxId === undefined ? Prisma.empty : Prisma.sql`AND "id" <= ${maxId}::bigint`;
+  return tx.$queryRaw<SecondRow[]>`
+    SELECT floor(extract(epoch FROM "timestamp"))::float8 AS sec, ${countColumns(labels, 'ShieldEvent.decision', KNOWN.decision)}
       FROM "ShieldEvent"
-     WHERE "id" > ${watermark}::bigint
-     GROUP BY "decision"`;
-  let maxId = watermark;
-  for (const r of inserted) if (r.maxId !== null && BigInt(r.maxId) > maxId) maxId = BigInt(r.maxId);
-  const insertedCount = inserted.reduce((n, r) => n + r.count, 0);
+     WHERE "timestamp" >= ${at(from)} AND "timestamp" < ${at(to)} ${ids}
+     GROUP BY 1`;
+}
+
+/** One step of the window (see shield-window.ts), and the plan's recount chunk, in the transaction's snapshot. */
+async function readStep(tx: DbTx, labels: EnumLabels, plan: StepPlan): Promise<StepRead> {
+  const read: StepRead = {
+    maxId: plan.watermark,
+    initGaps: [],
+    truncated: false,
+    added: [],
+    inserted: new Array<number>(DECISION_COLUMNS.length).fill(0),
+    front: [],
+    newGaps: [],
+    found: [],
+    chunk: null,
+  };
+  if (plan.init) {
+    const [{ maxId }] = (await tx.$queryRaw<Array<{ maxId: bigint | null }>>`SELECT max("id") AS "maxId" FROM "ShieldEvent"`) as [
+      { maxId: bigint | null },
+    ];
+    read.maxId = maxId === null ? 0n : BigInt(maxId);
+    // Recent ids below the maximum that are not visible yet may still commit.
+    const gaps = await tx.$queryRaw<Array<{ from: bigint; to: bigint }>>`
+      SELECT (id + 1) AS "from", (next_id - 1) AS "to"
+        FROM (SELECT "id" AS id, lead("id") OVER (ORDER BY "id") AS next_id
+                FROM "ShieldEvent" WHERE "id" > ${read.maxId - BigInt(START_GAP_LOOKBACK)}::bigint) t
+       WHERE next_id > id + 1`;
+    read.initGaps = gaps.map((g) => ({ from: BigInt(g.from), to: BigInt(g.to) }));
+    return read;
+  }
+  const counts = countColumns(labels, 'ShieldEvent.decision', KNOWN.decision);
+  // Only seconds memory keeps take a bucket; the guard also keeps ±infinity
+  // and out-of-range years away from extract().
+  const second = Prisma.sql`CASE WHEN "timestamp" >= ${at(plan.start)} AND "timestamp" < ${at(plan.addBefore)}
+                                 THEN floor(extract(epoch FROM "timestamp"))::float8 END`;
+  const watermark = plan.watermark;
+  // Primary key range: only rows inserted since the last step.
+  const batch = await tx.$queryRaw<SecondRow[]>`
+    SELECT ${second} AS sec, ${counts}, count(*)::int AS n, max("id") AS "maxId"
+      FROM (SELECT "id", "timestamp", "decision" FROM "ShieldEvent"
+             WHERE "id" > ${watermark}::bigint ORDER BY "id" LIMIT ${BATCH_ROWS}) b
+     GROUP BY 1`;
+  let n = 0;
+  for (const r of batch) {
+    n += r.n;
+    if (r.maxId !== null && BigInt(r.maxId) > read.maxId) read.maxId = BigInt(r.maxId);
+    columns(r, DECISION_COLUMNS.length).forEach((v, i) => (read.inserted[i]! += v));
+  }
+  read.truncated = n >= BATCH_ROWS;
+  read.added = perSecond(batch);
   // Ids skipped between the old and the new watermark: in-flight inserts
-  // (or rollbacks). Only computed when the count says some are missing.
-  let newGaps: Array<{ from: bigint; to: bigint }> = [];
-  if (maxId > watermark && BigInt(insertedCount) < maxId - watermark) {
+  // (or rollbacks). Only looked for when the count says some are missing.
+  if (read.maxId > watermark && BigInt(n) < read.maxId - watermark) {
     const gaps = await tx.$queryRaw<Array<{ from: bigint; to: bigint }>>`
       SELECT (id + 1) AS "from", (next_id - 1) AS "to"
         FROM (SELECT id, lead(id) OVER (ORDER BY id) AS next_id
                 FROM (SELECT ${watermark}::bigint AS id
                       UNION ALL
-                      SELECT "id" FROM "ShieldEvent" WHERE "id" > ${watermark}::bigint AND "id" <= ${maxId}::bigint) ids) t
+                      SELECT "id" FROM "ShieldEvent" WHERE "id" > ${watermark}::bigint AND "id" <= ${read.maxId}::bigint) ids) t
        WHERE next_id > id + 1`;
-    newGaps = gaps.map((g) => ({ from: BigInt(g.from), to: BigInt(g.to) }));
+    read.newGaps = gaps.map((g) => ({ from: BigInt(g.from), to: BigInt(g.to) }));
   }
   // Late commits inside gaps seen before.
-  const watched = win.watchedGaps;
-  let gapRows: Array<{ id: bigint; timestamp: Date; decision: string | null }> = [];
-  if (watched.length > 0) {
-    const froms = watched.map((g) => g.from.toString());
-    const tos = watched.map((g) => g.to.toString());
-    gapRows = await tx.$queryRaw<typeof gapRows>`
-      SELECT e."id", e."timestamp", e."decision"
-        FROM unnest(${froms}::bigint[], ${tos}::bigint[]) AS g(f, t)
-        JOIN "ShieldEvent" e ON e."id" BETWEEN g.f AND g.t`;
+  if (plan.gaps.length > 0) {
+    const froms = plan.gaps.map((g) => g.from.toString());
+    const tos = plan.gaps.map((g) => g.to.toString());
+    const late = await tx.$queryRaw<SecondRow[]>`
+      SELECT ${second} AS sec, ${counts}, count(*)::int AS n, max("id") AS "maxId"
+        FROM (SELECT e."id", e."timestamp", e."decision"
+                FROM unnest(${froms}::bigint[], ${tos}::bigint[]) AS g(f, t)
+                JOIN "ShieldEvent" e ON e."id" BETWEEN g.f AND g.t) l
+       GROUP BY 1`;
+    if (late.length > 0) {
+      for (const r of late) columns(r, DECISION_COLUMNS.length).forEach((v, i) => (read.inserted[i]! += v));
+      read.added.push(...perSecond(late));
+      // The ids found, as ranges (ids in a row form one range).
+      const found = await tx.$queryRaw<Array<{ from: bigint; to: bigint }>>`
+        SELECT min(id) AS "from", max(id) AS "to"
+          FROM (SELECT e."id" AS id, e."id" - row_number() OVER (ORDER BY e."id") AS grp
+                  FROM unnest(${froms}::bigint[], ${tos}::bigint[]) AS g(f, t)
+                  JOIN "ShieldEvent" e ON e."id" BETWEEN g.f AND g.t) x
+         GROUP BY grp`;
+      read.found = found.map((f) => ({ from: BigInt(f.from), to: BigInt(f.to) }));
+    }
   }
-  // Rows that left the window since the last collection (index range on timestamp).
-  const left = await tx.$queryRaw<CountRow[]>`
-    SELECT "decision", count(*)::int AS count
-      FROM "ShieldEvent"
-     WHERE "timestamp" >= (${prevStart}::timestamptz AT TIME ZONE 'UTC')
-       AND "timestamp" < (${newStart}::timestamptz AT TIME ZONE 'UTC')
-     GROUP BY "decision"`;
-  const future = await readFuture(tx, nowIso);
-  const prevStartMs = (win.previousStart as Date).getTime();
-  const enteredRows: DecisionCountRow[] = inserted.map((r) => ({ decision: r.decision, count: r.entered }));
-  const insertedRows: DecisionCountRow[] = inserted.map((r) => ({ decision: r.decision, count: r.count }));
-  for (const r of gapRows) {
-    insertedRows.push({ decision: r.decision, count: 1 });
-    if (r.timestamp.getTime() >= prevStartMs) enteredRows.push({ decision: r.decision, count: 1 });
-  }
-  return {
-    enteredRows,
-    insertedRows,
-    leftRows: left,
-    futureRows: future,
-    maxId,
-    newGaps,
-    foundGapIds: gapRows.map((r) => BigInt(r.id)),
-  };
+  // The future edge: rows that came within the horizon (ids beyond this
+  // step's batch are left to the next batches).
+  if (plan.frontTo > plan.frontFrom) read.front = perSecond(await readSeconds(tx, labels, plan.frontFrom, plan.frontTo, read.maxId));
+  // A recount chunk, exact at this snapshot: only when every visible new row was read.
+  if (plan.chunk && !read.truncated) read.chunk = perSecond(await readSeconds(tx, labels, plan.chunk.from, plan.chunk.to));
+  return read;
 }
 
-function readFuture(tx: DbTx, nowIso: string): Promise<CountRow[]> {
-  return tx.$queryRaw<CountRow[]>`
-    SELECT "decision", count(*)::int AS count
-      FROM "ShieldEvent"
-     WHERE "timestamp" > (${nowIso}::timestamptz AT TIME ZONE 'UTC')
-     GROUP BY "decision"`;
-}
-
-async function readRecount(tx: DbTx, win: ShieldWindow, now: Date): Promise<WindowRecount> {
-  const start = utc(win.startFor(now));
-  // The one query whose cost follows the window's size: at start-up and once per recount interval.
-  const sinceStart = await tx.$queryRaw<CountRow[]>`
-    SELECT "decision", count(*)::int AS count
-      FROM "ShieldEvent"
-     WHERE "timestamp" >= (${start}::timestamptz AT TIME ZONE 'UTC')
-     GROUP BY "decision"`;
-  const futureRows = await readFuture(tx, utc(now));
-  const [{ maxId }] = (await tx.$queryRaw<Array<{ maxId: bigint | null }>>`SELECT max("id") AS "maxId" FROM "ShieldEvent"`) as [
-    { maxId: bigint | null },
-  ];
-  const max = maxId === null ? 0n : BigInt(maxId);
-  // Recent ids below the maximum that are not visible yet may still commit.
-  const gaps = await tx.$queryRaw<Array<{ from: bigint; to: bigint }>>`
-    SELECT (id + 1) AS "from", (next_id - 1) AS "to"
-      FROM (SELECT "id" AS id, lead("id") OVER (ORDER BY "id") AS next_id
-              FROM "ShieldEvent" WHERE "id" > ${max - BigInt(RECOUNT_GAP_LOOKBACK)}::bigint) t
-     WHERE next_id > id + 1`;
-  return { sinceStart, futureRows, maxId: max, gaps: gaps.map((g) => ({ from: BigInt(g.from), to: BigInt(g.to) })) };
+/** ShieldEvent rows whose timestamp is NULL, ±infinity, BC or year 10000 on (capped per kind; index ends of "timestamp"). */
+async function readBadTimestamps(tx: DbTx): Promise<number> {
+  const [row] = await tx.$queryRaw<Array<{ n: number }>>`
+    SELECT ((SELECT count(*) FROM (SELECT 1 FROM "ShieldEvent" WHERE "timestamp" >= '10000-01-01 00:00:00'::timestamp LIMIT ${BAD_TIMESTAMP_CAP}) a)
+          + (SELECT count(*) FROM (SELECT 1 FROM "ShieldEvent" WHERE "timestamp" < '0001-01-01 00:00:00'::timestamp LIMIT ${BAD_TIMESTAMP_CAP}) b)
+          + (SELECT count(*) FROM (SELECT 1 FROM "ShieldEvent" WHERE "timestamp" IS NULL LIMIT ${BAD_TIMESTAMP_CAP}) c))::int AS n`;
+  return row?.n ?? 0;
 }
 
 function countsRecord(counts: DecisionCounts): Record<string, number> {
@@ -146,7 +245,11 @@ function countsRecord(counts: DecisionCounts): Record<string, number> {
 /** Metric samples of the security area. */
 export function securitySamples(data: SecurityData): Sample[] {
   const s = new SampleSet();
-  for (const [decision, n] of Object.entries(data.events24h)) s.add('shieldEvents24h', { decision }, n);
+  if (data.complete) for (const [decision, n] of Object.entries(data.events24h)) s.add('shieldEvents24h', { decision }, n);
+  s.add('shieldWindowComplete', {}, data.complete ? 1 : 0);
+  s.add('shieldRecountProgress', {}, data.recountProgress);
+  if (data.recountSeconds !== null) s.add('shieldRecountDuration', {}, data.recountSeconds);
+  s.add('shieldRecountChunks', {}, data.recountChunks);
   for (const [decision, n] of Object.entries(data.eventsTotal)) s.add('shieldEventsTotal', { decision }, n);
   for (const [decision, n] of Object.entries(data.recountDrift)) s.add('shieldRecountDrift', { decision }, n);
   s.zeros('shieldPolicies', 'mode', [...KNOWN.policyMode, UNKNOWN_LABEL]);
@@ -159,39 +262,33 @@ export function securitySamples(data: SecurityData): Sample[] {
   return s.list();
 }
 
-/** Groups rows of (raw value, count) under known labels, UNKNOWN for the rest. */
-export function groupKnown(rows: ReadonlyArray<{ value: string | null; count: number }>, known: readonly string[], invalid: InvalidCounts): Record<string, number> {
-  const out: Record<string, number> = Object.fromEntries([...known, UNKNOWN_LABEL].map((k) => [k, 0]));
-  for (const r of rows) {
-    const label = knownLabel(r.value, known, {});
-    out[label] = (out[label] ?? 0) + r.count;
-    if (r.value === null) countInvalid(invalid, 'null_value', r.count);
-    else if (label === UNKNOWN_LABEL) countInvalid(invalid, 'unknown_value', r.count);
-  }
-  return out;
-}
-
 /** The security source. Keeps the 24 h window between collections. */
 export function securitySource(db: Database, options: SecurityOptions): Source<SecurityData> & { window: ShieldWindow } {
   const win = new ShieldWindow({
-    windowMs: SHIELD_WINDOW_MS,
+    windowSeconds: SHIELD_WINDOW_SECONDS,
+    horizonSeconds: HORIZON_SECONDS,
     lateCommitMs: options.lateCommitSeconds * 1000,
     maxGaps: 10_000,
+    recountIntervalMs: options.recountIntervalSeconds * 1000,
+    initialChunkSeconds: 3_600,
+    maxChunkSeconds: options.maxChunkSeconds ?? SHIELD_WINDOW_SECONDS + HORIZON_SECONDS,
   });
+  const chunksPerCollection = options.chunksPerCollection ?? Number.POSITIVE_INFINITY;
   return {
     name: 'security',
     backend: 'database',
     window: win,
     async collect(ctx: CollectContext): Promise<SecurityData> {
       const now = ctx.now;
+      const began = performance.now();
       const invalid: InvalidCounts = {};
-      const recountDue =
-        !win.initialized || win.lastRecountAt === null || now.getTime() - win.lastRecountAt.getTime() >= options.recountIntervalSeconds * 1000;
+      const plan = win.plan(now, false);
       const read = await db.read(ctx.timeoutMs, async (tx) => {
-        const delta = win.initialized ? await readDelta(tx, win, now) : null;
-        const recount = recountDue ? await readRecount(tx, win, now) : null;
-        const policies = await tx.$queryRaw<Array<{ value: string | null; count: number }>>`
-          SELECT "mode" AS value, count(*)::int AS count FROM "ShieldPolicy" GROUP BY "mode"`;
+        const labels = await readEnumLabels(tx, ENUM_COLUMNS);
+        const step = await readStep(tx, labels, plan);
+        const badTimestamps = await readBadTimestamps(tx);
+        const policies = await tx.$queryRaw<ColumnRow[]>`
+          SELECT ${countColumns(labels, 'ShieldPolicy.mode', KNOWN.policyMode)} FROM "ShieldPolicy"`;
         const [{ installed, readable }] = (await tx.$queryRaw<Array<{ installed: boolean; readable: boolean }>>`
           SELECT to_regclass('public."GuardianFinding"') IS NOT NULL AS installed,
                  to_regclass('public."GuardianFinding"') IS NOT NULL
@@ -200,20 +297,49 @@ export function securitySource(db: Database, options: SecurityOptions): Source<S
           throw new Error('GuardianFinding exists but this role may not read it: grant SELECT (sql/readonly-role.sql)');
         }
         const findings = installed
-          ? await tx.$queryRaw<Array<{ value: string | null; count: number }>>`
-              SELECT "severity" AS value, count(*)::int AS count FROM "GuardianFinding" WHERE "status" = 'OPEN' GROUP BY "severity"`
+          ? await tx.$queryRaw<ColumnRow[]>`
+              SELECT ${countColumns(labels, 'GuardianFinding.severity', KNOWN.severity)}
+                FROM "GuardianFinding" WHERE ${isOneOf(labels, 'GuardianFinding.status', ['OPEN'])}`
           : null;
-        return { delta, recount, policies, findings };
+        return { step, badTimestamps, policies, findings };
       });
       // State changes only once the whole snapshot was read.
-      if (read.delta) win.applyDelta(read.delta, now, invalid);
-      if (read.recount) win.applyRecount(read.recount, now, invalid);
+      win.apply(plan, read.step, now);
+      win.startRecountIfDue(now);
+      // Recount chunks, each a step plus a chunk in its own transaction.
+      const budgetMs = ctx.timeoutMs * CHUNK_BUDGET_SHARE;
+      for (let done = 0; done < chunksPerCollection && win.recountRunning; done++) {
+        if (ctx.signal.aborted || performance.now() - began >= ctx.timeoutMs * CHUNK_WINDOW_SHARE) break;
+        const chunkPlan = win.plan(now, true);
+        if (!chunkPlan.chunk) break;
+        const t0 = performance.now();
+        try {
+          const step = await db.read(budgetMs, async (tx) => readStep(tx, await readEnumLabels(tx, ENUM_COLUMNS), chunkPlan));
+          win.apply(chunkPlan, step, now);
+          win.chunkTook(performance.now() - t0, budgetMs);
+        } catch {
+          // Over budget (or the database went away): the source stays up
+          // with what the main snapshot read; the next chunk is narrower.
+          win.chunkFailed();
+          break;
+        }
+      }
+      countInvalid(invalid, 'bad_timestamp', read.badTimestamps);
+      const windowCols = win.windowColumns();
+      if (win.complete) {
+        countInvalid(invalid, 'null_value', windowCols[DECISION_COLUMNS.length - 2] ?? 0);
+        countInvalid(invalid, 'unknown_value', windowCols[DECISION_COLUMNS.length - 1] ?? 0);
+      }
       return {
-        events24h: countsRecord(win.windowCounts()),
-        eventsTotal: countsRecord(win.totals),
-        recountDrift: countsRecord(win.drift),
-        policies: groupKnown(read.policies, KNOWN.policyMode, invalid),
-        guardianOpen: read.findings === null ? null : groupKnown(read.findings, KNOWN.severity, invalid),
+        complete: win.complete,
+        events24h: win.complete ? countsRecord(labelCounts(windowCols)) : {},
+        eventsTotal: countsRecord(labelCounts(win.inserted)),
+        recountDrift: countsRecord(labelCounts(win.drift)),
+        recountProgress: win.recountProgress,
+        recountSeconds: win.lastRecountSeconds,
+        recountChunks: win.chunks,
+        policies: knownCounts(columns(read.policies[0], KNOWN.policyMode.length + 2), KNOWN.policyMode, invalid),
+        guardianOpen: read.findings === null ? null : knownCounts(columns(read.findings[0], KNOWN.severity.length + 2), KNOWN.severity, invalid),
         invalid,
       };
     },
