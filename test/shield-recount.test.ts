@@ -20,7 +20,7 @@ import { CollectionRunner } from '../src/collector/runner.js';
 import { Database } from '../src/db/client.js';
 import type { MetricKey } from '../src/catalog.js';
 import type { Sample } from '../src/metrics/sample.js';
-import { securitySource, type SecurityOptions } from '../src/sources/security.js';
+import { securitySource, type SecurityData, type SecurityOptions } from '../src/sources/security.js';
 import type { TestDatabase } from './helpers/db.js';
 import { createVariantDatabase, SCHEMA_VARIANTS } from './helpers/schema-variants.js';
 
@@ -179,7 +179,7 @@ describe.each(SCHEMA_VARIANTS)('shield window, recount and retention (%s schema)
     // (the window moving meanwhile shortens it by the seconds that left).
     expect(collections).toBe(25);
     const state = await app.collect();
-    expect(value(state.samples, 'shieldRecountChunks')).toBe(25);
+    expect((state.data as SecurityData).recountChunks).toBe(25);
     expect(byDecision(state.samples, 'shieldRecountDrift')).toEqual(Object.fromEntries(DECISIONS.map((d) => [d, 0])));
   });
 
@@ -216,7 +216,7 @@ describe.each(SCHEMA_VARIANTS)('shield window, recount and retention (%s schema)
     }
     // The future rows have come (one through the horizon's edge), the late commit was found in its gap.
     const state = await app.collect();
-    expect(value(state.samples, 'shieldRecountChunks')).toBeGreaterThan(50);
+    expect((state.data as SecurityData).recountChunks).toBeGreaterThan(50);
     // Retention at 24 h is not drift: the periodic recount found the window as it was.
     expect(byDecision(state.samples, 'shieldRecountDrift')).toEqual(Object.fromEntries(DECISIONS.map((d) => [d, 0])));
   });

@@ -249,7 +249,6 @@ export function securitySamples(data: SecurityData): Sample[] {
   s.add('shieldWindowComplete', {}, data.complete ? 1 : 0);
   s.add('shieldRecountProgress', {}, data.recountProgress);
   if (data.recountSeconds !== null) s.add('shieldRecountDuration', {}, data.recountSeconds);
-  s.add('shieldRecountChunks', {}, data.recountChunks);
   for (const [decision, n] of Object.entries(data.eventsTotal)) s.add('shieldEventsTotal', { decision }, n);
   for (const [decision, n] of Object.entries(data.recountDrift)) s.add('shieldRecountDrift', { decision }, n);
   s.zeros('shieldPolicies', 'mode', [...KNOWN.policyMode, UNKNOWN_LABEL]);
