@@ -90,11 +90,11 @@ describe.each(SCHEMA_VARIANTS)('shield window, recount and retention (%s schema)
       new Date(clock.now.getTime() - 24 * H).toISOString(),
     ]);
 
-  /** The obvious count over the window's definition, [now − 24 h, now) (the clock is on whole seconds). */
+  /** The obvious count over the window's definition, [now − 24 h, now]. */
   const bruteForce = async (): Promise<Record<string, number>> => {
     const { rows } = await admin.query<{ label: string; n: number }>(
       `SELECT CASE WHEN decision::text IN ('ALLOW','BLOCK','CHALLENGE','RATE_LIMITED') THEN decision::text ELSE 'UNKNOWN' END AS label, count(*)::int AS n
-         FROM "ShieldEvent" WHERE "timestamp" >= $1 AND "timestamp" < $2 GROUP BY 1`,
+         FROM "ShieldEvent" WHERE "timestamp" >= $1 AND "timestamp" <= $2 GROUP BY 1`,
       [new Date(clock.now.getTime() - 24 * H).toISOString(), clock.now.toISOString()],
     );
     const out = Object.fromEntries(DECISIONS.map((d) => [d, 0]));
@@ -207,10 +207,13 @@ describe.each(SCHEMA_VARIANTS)('shield window, recount and retention (%s schema)
     } finally {
       slow.release();
     }
+    // Off the whole second: the window's ends cut seconds in two.
     for (let step = 0; step < 60; step++) {
-      advance(15 * S);
+      advance(15 * S + 250);
       await retention();
-      await insert(-1 * S, step % 2 ? 'RATE_LIMITED' : null, 1);
+      await insert(-1_700, step % 2 ? 'RATE_LIMITED' : null, 1);
+      await insert(-24 * H + 400, 'ALLOW', 1); // 24 h old in 0.4 s: inside the window's first, partial second
+      await insert(300, 'BLOCK', 1); // 0.3 s ahead: not yet
       const { complete } = await collect();
       expect(complete).toBe(1);
     }

@@ -49,7 +49,7 @@ export interface SecurityData extends SourceData {
    * `events24h` is empty rather than a partial count.
    */
   complete: boolean;
-  /** Events with a timestamp in the last 86,400 whole seconds, by decision label; empty while incomplete. */
+  /** Events with a timestamp in [now − 24 h, now], by decision label; empty while incomplete. */
   events24h: Record<string, number>;
   /** Events inserted since the exporter started, by decision label. */
   eventsTotal: Record<string, number>;
@@ -151,6 +151,7 @@ async function readStep(tx: DbTx, labels: EnumLabels, plan: StepPlan): Promise<S
     newGaps: [],
     found: [],
     chunk: null,
+    edges: { left: new Array<number>(DECISION_COLUMNS.length).fill(0), right: new Array<number>(DECISION_COLUMNS.length).fill(0) },
   };
   if (plan.init) {
     const [{ maxId }] = (await tx.$queryRaw<Array<{ maxId: bigint | null }>>`SELECT max("id") AS "maxId" FROM "ShieldEvent"`) as [
@@ -224,6 +225,20 @@ async function readStep(tx: DbTx, labels: EnumLabels, plan: StepPlan): Promise<S
   // The future edge: rows that came within the horizon (ids beyond this
   // step's batch are left to the next batches).
   if (plan.frontTo > plan.frontFrom) read.front = perSecond(await readSeconds(tx, labels, plan.frontFrom, plan.frontTo, read.maxId));
+  // The window's partial seconds at both ends, in this snapshot.
+  const edge = async (from: Date, to: Date, inclusive: boolean): Promise<ColumnCounts> => {
+    const upper = inclusive ? Prisma.sql`<=` : Prisma.sql`<`;
+    const [row] = await tx.$queryRaw<ColumnRow[]>`
+      SELECT ${counts} FROM "ShieldEvent"
+       WHERE "timestamp" >= (${from.toISOString()}::timestamptz AT TIME ZONE 'UTC')
+         AND "timestamp" ${upper} (${to.toISOString()}::timestamptz AT TIME ZONE 'UTC')
+         AND "id" <= ${read.maxId}::bigint`;
+    return columns(row, DECISION_COLUMNS.length);
+  };
+  read.edges = {
+    left: await edge(new Date(plan.fromMs), new Date((plan.start + 1) * 1000), false),
+    right: await edge(new Date(plan.end * 1000), new Date(plan.toMs), true),
+  };
   // A recount chunk, exact at this snapshot: only when every visible new row was read.
   if (plan.chunk && !read.truncated) read.chunk = perSecond(await readSeconds(tx, labels, plan.chunk.from, plan.chunk.to));
   return read;

@@ -7,10 +7,11 @@
  * collection reads only what changed.
  *
  * Seconds. The window at a collection's `now` is the rows whose `timestamp`
- * falls in [E − 86,400 s, E), E = `now` truncated to the whole second: the
- * last 86,400 complete seconds. Memory holds one bucket per second in
- * [start, front) = [E − 86,400 s, E + horizon): the window, plus the near
- * future (rows dated after E are counted when their second has passed).
+ * is in [now − 24 h, now]. Memory holds one bucket per second in
+ * [start, front) = [E − 86,400 s, E + horizon), E = `now` truncated to the
+ * second: the window's whole seconds, plus the near future. The two partial
+ * seconds at the window's ends ([now − 24 h, start + 1 s) and [E, now]) are
+ * read from the database at each step: two index ranges under a second wide.
  *
  * One step (one REPEATABLE READ snapshot) from (E0, front F0, id watermark M0)
  * to (E1, F1):
@@ -71,9 +72,12 @@ export interface IdGap {
 export interface StepPlan {
   /** No state yet: read the id watermark and recent gaps only. */
   init: boolean;
-  /** Window start and end for this step, Unix seconds. */
+  /** Window start and end for this step, Unix seconds (memory's buckets: [start, end)). */
   start: number;
   end: number;
+  /** The window itself, ms: [fromMs, toMs] (now − 24 h to now, both inclusive). */
+  fromMs: number;
+  toMs: number;
   /** New and late rows are added when their second is in [start, addBefore). */
   addBefore: number;
   /** Future edge to read: rows in [frontFrom, frontTo) with id <= the new watermark (none when equal). */
@@ -106,6 +110,8 @@ export interface StepRead {
   found: Array<{ from: bigint; to: bigint }>;
   /** The recount chunk's rows per second (the plan's chunk, unless truncated); null when none was read. */
   chunk: SecondCounts[] | null;
+  /** Rows in [fromMs, start + 1 s) and in [end, toMs], by column: the window's two partial seconds. */
+  edges: { left: ColumnCounts; right: ColumnCounts };
 }
 
 /** Options of the window. */
@@ -166,6 +172,7 @@ export class ShieldWindow {
   private recount: Recount | null = null;
   private lastRecountStartMs: number | null = null;
   private chunkSeconds: number;
+  private edges: StepRead['edges'] = { left: zeros(), right: zeros() };
   /** Events inserted since the exporter started, by column. */
   readonly inserted = zeros();
   /** Whether a recount has completed since start: only then is the window a total. */
@@ -203,9 +210,13 @@ export class ShieldWindow {
     return this.recount !== null;
   }
 
-  /** Counts in the window, by column. */
+  /**
+   * Counts in the window [now − 24 h, now], by column: the whole seconds from
+   * memory, the two partial seconds at its ends from the last step's `edges`.
+   */
   windowColumns(): ColumnCounts {
-    return [...this.windowSum];
+    const first = this.slot(this.start);
+    return this.windowSum.map((n, c) => n - this.buckets[first + c]! + (this.edges.left[c] ?? 0) + (this.edges.right[c] ?? 0));
   }
 
   /**
@@ -218,6 +229,7 @@ export class ShieldWindow {
     if (this.initialized && end < this.end) end = this.end;
     const start = end - this.options.windowSeconds;
     const front = end + this.options.horizonSeconds;
+    const nowMs = Math.max(now.getTime(), end * 1000);
     // A pause longer than memory holds: start over, like a restart.
     const init = !this.initialized || start >= this.front;
     let chunk: StepPlan['chunk'] = null;
@@ -229,6 +241,8 @@ export class ShieldWindow {
       init,
       start,
       end,
+      fromMs: nowMs - this.options.windowSeconds * 1000,
+      toMs: nowMs,
       addBefore: init ? front : this.front,
       frontFrom: init ? front : this.front,
       frontTo: front,
@@ -256,6 +270,7 @@ export class ShieldWindow {
     for (let c = 0; c < COLS; c++) this.inserted[c]! += read.inserted[c] ?? 0;
     if (read.maxId > this.watermark) this.watermark = read.maxId;
     this.gaps = this.nextGaps(read, nowMs);
+    this.edges = read.edges;
     if (plan.chunk && read.chunk) this.replace(plan.chunk.from, plan.chunk.to, read.chunk, nowMs);
   }
 
