@@ -17,7 +17,7 @@ import pg from 'pg';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CollectionRunner } from '../src/collector/runner.js';
-import { Database } from '../src/db/client.js';
+import { Database, type DbTx } from '../src/db/client.js';
 import type { MetricKey } from '../src/catalog.js';
 import type { Sample } from '../src/metrics/sample.js';
 import { securitySource, type SecurityData, type SecurityOptions } from '../src/sources/security.js';
@@ -29,15 +29,36 @@ const M = 60 * S;
 const H = 60 * M;
 const DECISIONS = ['ALLOW', 'BLOCK', 'CHALLENGE', 'RATE_LIMITED', 'UNKNOWN'];
 
+/** The source's timeout in these tests, ms. */
+const TIMEOUT_MS = 5_000;
+
+/** A database whose next `failures` recount-chunk transactions fail as a chunk over budget does. */
+class FlakyDatabase extends Database {
+  failures: number;
+  constructor(url: string, failures: number) {
+    super({ url, poolMax: 2 });
+    this.failures = failures;
+  }
+  override read<T>(timeoutMs: number, fn: (tx: DbTx) => Promise<T>): Promise<T> {
+    // Chunk transactions are the ones with less than the source's whole timeout.
+    if (timeoutMs < TIMEOUT_MS && this.failures > 0) {
+      this.failures -= 1;
+      return Promise.reject(new Error('canceling statement due to statement timeout'));
+    }
+    return super.read(timeoutMs, fn);
+  }
+}
+
 /** A security source of its own, collected through the real runner with the test's clock. */
-function exporter(db: TestDatabase, clock: { now: Date }, options: Partial<SecurityOptions>) {
-  const database = new Database({ url: db.readerUrl, poolMax: 2 });
+function exporter(db: TestDatabase, clock: { now: Date }, options: Partial<SecurityOptions>, chunkFailures = 0) {
+  const database = new FlakyDatabase(db.readerUrl, chunkFailures);
   const source = securitySource(database, { recountIntervalSeconds: 3600, lateCommitSeconds: 600, ...options });
-  const runner = new CollectionRunner([{ source, schedule: { intervalSeconds: 15, timeoutSeconds: 5 } }], {
+  const runner = new CollectionRunner([{ source, schedule: { intervalSeconds: 15, timeoutSeconds: TIMEOUT_MS / 1000 } }], {
     logger: pino({ level: 'silent' }),
     now: () => clock.now,
   });
   return {
+    database,
     async collect() {
       await runner.collect('security');
       return runner.state('security')!;
@@ -224,20 +245,46 @@ describe.each(SCHEMA_VARIANTS)('shield window, recount and retention (%s schema)
     expect(byDecision(state.samples, 'shieldRecountDrift')).toEqual(Object.fromEntries(DECISIONS.map((d) => [d, 0])));
   });
 
-  it('starts incomplete after a restart and is exact once its recount is done', async () => {
+  it('stays up when recount chunks fail, and finishes the recount with narrower ones', async () => {
+    const flaky = exporter(db, clock, { maxChunkSeconds: 6 * 3600, chunksPerCollection: 1 }, 3);
+    try {
+      let collections = 0;
+      for (;;) {
+        advance(15 * S);
+        await retention();
+        await insert(-1 * S, 'CHALLENGE', 1);
+        const { complete } = await collect(flaky);
+        collections += 1;
+        if (complete === 1) break;
+        expect(collections).toBeLessThan(60);
+      }
+      expect(flaky.database.failures).toBe(0);
+      // Three collections without progress, then chunks of 900 s growing back.
+      expect(collections).toBeGreaterThan(3 + 5);
+    } finally {
+      await flaky.close();
+    }
+  });
+
+  it('after a restart, is incomplete until its own recount is done, then exact, its counter from zero', async () => {
     const restarted = exporter(db, clock, {});
     try {
-      advance(15 * S);
-      await retention();
-      await insert(-1 * S, 'ALLOW', 1);
-      // Unforced chunks: a small window is recounted in the first collection.
-      const { complete, samples } = await collect(restarted);
-      expect(complete).toBe(1);
-      expect(byDecision(samples, 'shieldEventsTotal')).toEqual(Object.fromEntries(DECISIONS.map((d) => [d, 0])));
+      // Unforced chunks: a window this small is recounted within a collection or two.
+      let collections = 0;
+      for (let complete: number | undefined; complete !== 1; collections++) {
+        expect(collections).toBeLessThan(10);
+        advance(15 * S);
+        await retention();
+        await insert(-1 * S, 'ALLOW', 1);
+        ({ complete } = await collect(restarted));
+      }
+      const before = (await collect(restarted)).samples;
       advance(15 * S);
       await retention();
       await insert(-1 * S, 'BLOCK', 2);
-      expect((await collect(restarted)).samples.find((s) => s.metric === 'shieldEventsTotal' && s.labels.decision === 'BLOCK')?.value).toBe(2);
+      const after = (await collect(restarted)).samples;
+      expect(value(after, 'shieldEventsTotal', { decision: 'BLOCK' })! - value(before, 'shieldEventsTotal', { decision: 'BLOCK' })!).toBe(2);
+      expect(value(after, 'shieldEventsTotal', { decision: 'ALLOW' })).toBe(collections - 1);
     } finally {
       await restarted.close();
     }
