@@ -225,19 +225,19 @@ async function readStep(tx: DbTx, labels: EnumLabels, plan: StepPlan): Promise<S
   // The future edge: rows that came within the horizon (ids beyond this
   // step's batch are left to the next batches).
   if (plan.frontTo > plan.frontFrom) read.front = perSecond(await readSeconds(tx, labels, plan.frontFrom, plan.frontTo, read.maxId));
-  // The window's partial seconds at both ends, in this snapshot.
-  const edge = async (from: Date, to: Date, inclusive: boolean): Promise<ColumnCounts> => {
-    const upper = inclusive ? Prisma.sql`<=` : Prisma.sql`<`;
-    const [row] = await tx.$queryRaw<ColumnRow[]>`
-      SELECT ${counts} FROM "ShieldEvent"
-       WHERE "timestamp" >= (${from.toISOString()}::timestamptz AT TIME ZONE 'UTC')
-         AND "timestamp" ${upper} (${to.toISOString()}::timestamptz AT TIME ZONE 'UTC')
-         AND "id" <= ${read.maxId}::bigint`;
-    return columns(row, DECISION_COLUMNS.length);
-  };
+  // The window's partial seconds at both ends, in this snapshot (one statement: one plan).
+  const iso = (ms: number) => new Date(ms).toISOString();
+  const edges = await tx.$queryRaw<Array<ColumnRow & { side: number }>>`
+    SELECT 0 AS side, ${counts} FROM "ShieldEvent"
+     WHERE "timestamp" >= (${iso(plan.fromMs)}::timestamptz AT TIME ZONE 'UTC')
+       AND "timestamp" < ${at(plan.start + 1)} AND "id" <= ${read.maxId}::bigint
+    UNION ALL
+    SELECT 1 AS side, ${counts} FROM "ShieldEvent"
+     WHERE "timestamp" >= ${at(plan.end)}
+       AND "timestamp" <= (${iso(plan.toMs)}::timestamptz AT TIME ZONE 'UTC') AND "id" <= ${read.maxId}::bigint`;
   read.edges = {
-    left: await edge(new Date(plan.fromMs), new Date((plan.start + 1) * 1000), false),
-    right: await edge(new Date(plan.end * 1000), new Date(plan.toMs), true),
+    left: columns(edges.find((e) => e.side === 0), DECISION_COLUMNS.length),
+    right: columns(edges.find((e) => e.side === 1), DECISION_COLUMNS.length),
   };
   // A recount chunk, exact at this snapshot: only when every visible new row was read.
   if (plan.chunk && !read.truncated) read.chunk = perSecond(await readSeconds(tx, labels, plan.chunk.from, plan.chunk.to));
