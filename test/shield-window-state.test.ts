@@ -6,7 +6,7 @@
  * and a pause longer than memory holds starts over.
  */
 import { describe, expect, it } from 'vitest';
-import { ShieldWindow, type SecondCounts, type StepPlan, type StepRead } from '../src/sources/shield-window.js';
+import { noSeconds, packSeconds, ShieldWindow, type SecondCounts, type StepPlan, type StepRead } from '../src/sources/shield-window.js';
 
 const T0 = new Date('2026-03-01T00:00:00.000Z');
 const sec0 = T0.getTime() / 1000;
@@ -22,7 +22,7 @@ function emptyRead(plan: StepPlan, more: Partial<StepRead> = {}): StepRead {
     truncated: false,
     added: [],
     inserted: zeros(),
-    front: [],
+    front: noSeconds(),
     newGaps: [],
     found: [],
     chunk: null,
@@ -51,7 +51,7 @@ function started(win: ShieldWindow, now: Date, truth: SecondCounts[], initGaps: 
   expect(win.complete).toBe(false);
   const chunk = win.plan(now, true);
   expect(chunk.chunk).toEqual({ from: sec0 - 100 + (now.getTime() - T0.getTime()) / 1000, to: sec0 + 10 + (now.getTime() - T0.getTime()) / 1000 });
-  win.apply(chunk, emptyRead(chunk, { chunk: truth }), now);
+  win.apply(chunk, emptyRead(chunk, { chunk: packSeconds(truth) }), now);
   expect(win.complete).toBe(true);
 }
 
@@ -79,7 +79,7 @@ describe('shield window state', () => {
     const plan = win.plan(at(5), false);
     expect([plan.frontFrom - sec0, plan.frontTo - sec0, plan.addBefore - sec0]).toEqual([10, 15, 10]);
     // A new row at +12 s is read by the edge; the batch's copy of it is not added twice.
-    win.apply(plan, emptyRead(plan, { front: [row(12, 1)], added: [row(-3, 2), row(12, 1)], maxId: 105n }), at(5));
+    win.apply(plan, emptyRead(plan, { front: packSeconds([row(12, 1)]), added: [packSeconds([row(-3, 2), row(12, 1)])], maxId: 105n }), at(5));
     expect(win.windowColumns()).toEqual([2, 0, 0, 0, 0, 0]);
     const later = win.plan(at(13), false);
     win.apply(later, emptyRead(later), at(13));
@@ -92,9 +92,9 @@ describe('shield window state', () => {
     const init = win.plan(T0, false);
     win.apply(init, emptyRead(init, { maxId: 100n, initGaps: gaps }), T0);
     const first = win.plan(T0, true);
-    win.apply(first, emptyRead(first, { chunk: [row(-50, 4)] }), T0);
+    win.apply(first, emptyRead(first, { chunk: packSeconds([row(-50, 4)]) }), T0);
     const second = win.plan(T0, true);
-    win.apply(second, emptyRead(second, { chunk: [row(-20, 6), row(8, 5)] }), T0);
+    win.apply(second, emptyRead(second, { chunk: packSeconds([row(-20, 6), row(8, 5)]) }), T0);
     expect(win.complete).toBe(true);
     expect(win.drift).toEqual(zeros()); // the first recount's differences are not drift
     // Ten seconds later, a recount finds one row deleted at −50 s, and two at +15 s (still future: not drift).
@@ -102,9 +102,9 @@ describe('shield window state', () => {
     win.apply(step, emptyRead(step), at(10));
     win.startRecountIfDue(at(10));
     const a = win.plan(at(10), true);
-    win.apply(a, emptyRead(a, { chunk: [row(-50, 3)] }), at(10));
+    win.apply(a, emptyRead(a, { chunk: packSeconds([row(-50, 3)]) }), at(10));
     const b = win.plan(at(10), true);
-    win.apply(b, emptyRead(b, { chunk: [row(-20, 6), row(8, 5), row(15, 2)] }), at(10));
+    win.apply(b, emptyRead(b, { chunk: packSeconds([row(-20, 6), row(8, 5), row(15, 2)]) }), at(10));
     expect(win.complete).toBe(true);
     expect(win.recountProgress).toBe(1);
     expect(win.drift).toEqual([-1, 0, 0, 0, 0, 0]);
@@ -120,7 +120,7 @@ describe('shield window state', () => {
     const init = win.plan(T0, false);
     win.apply(init, emptyRead(init), T0);
     const chunk = win.plan(T0, true);
-    win.apply(chunk, emptyRead(chunk, { chunk: [] }), T0);
+    win.apply(chunk, emptyRead(chunk, { chunk: packSeconds([]) }), T0);
     expect(win.recountProgress).toBeCloseTo(20 / 110);
     const step = win.plan(at(50), false);
     win.apply(step, emptyRead(step), at(50));

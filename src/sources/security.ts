@@ -23,7 +23,8 @@ import {
   ShieldWindow,
   type ColumnCounts,
   type DecisionCounts,
-  type SecondCounts,
+  noSeconds,
+  type PerSecond,
   type StepPlan,
   type StepRead,
 } from './shield-window.js';
@@ -123,20 +124,58 @@ function knownCounts(cols: ColumnCounts, known: readonly string[], invalid: Inva
   return out;
 }
 
-type SecondRow = ColumnRow & { sec: number | null; n: number; maxId: bigint | null };
+/** Per-second counts of a query, with the totals over every group (also those outside memory's seconds). */
+interface Packed {
+  perSecond: PerSecond;
+  totals: ColumnCounts;
+  /** Rows in all. */
+  n: number;
+  maxId: bigint | null;
+}
 
-function perSecond(rows: readonly SecondRow[]): SecondCounts[] {
-  return rows.filter((r) => r.sec !== null).map((r) => ({ second: Number(r.sec), counts: columns(r, DECISION_COLUMNS.length) }));
+type PackedRow = { secs: Array<number | null> | null; ns: number[] | null; maxId: bigint | null } & Record<`c${number}`, number[] | null>;
+
+/**
+ * Runs `grouped` (rows of sec, c0..cN, n, "maxId"; sec NULL for rows outside
+ * memory's seconds) and returns its groups as one row of arrays: a chunk of a
+ * day transfers seven arrays, not 86,400 objects.
+ */
+async function readPacked(tx: DbTx, grouped: Prisma.Sql): Promise<Packed> {
+  const cols = DECISION_COLUMNS.map((_, i) => Prisma.raw(`array_agg(c${i} ORDER BY sec) AS c${i}`));
+  const [row] = await tx.$queryRaw<PackedRow[]>`
+    SELECT array_agg(sec ORDER BY sec) AS secs, ${Prisma.join(cols, ', ')}, array_agg(n ORDER BY sec) AS ns, max("maxId") AS "maxId"
+      FROM (${grouped}) g`;
+  const out: Packed = { perSecond: noSeconds(), totals: zeros(), n: 0, maxId: row?.maxId == null ? null : BigInt(row.maxId) };
+  (row?.secs ?? []).forEach((sec, j) => {
+    out.n += Number(row?.ns?.[j] ?? 0);
+    const keep = sec !== null;
+    if (keep) out.perSecond.seconds.push(Number(sec));
+    DECISION_COLUMNS.forEach((_, c) => {
+      const v = Number(row?.[`c${c}`]?.[j] ?? 0);
+      out.totals[c]! += v;
+      if (keep) out.perSecond.columns[c]!.push(v);
+    });
+  });
+  return out;
+}
+
+function zeros(): ColumnCounts {
+  return new Array<number>(DECISION_COLUMNS.length).fill(0);
 }
 
 /** Rows of ShieldEvent in [from, to) per second (index range on "timestamp"), optionally only ids <= maxId. */
-function readSeconds(tx: DbTx, labels: EnumLabels, from: number, to: number, maxId?: bigint): Promise<SecondRow[]> {
+async function readSeconds(tx: DbTx, labels: EnumLabels, from: number, to: number, maxId?: bigint): Promise<PerSecond> {
   const ids = maxId === undefined ? Prisma.empty : Prisma.sql`AND "id" <= ${maxId}::bigint`;
-  return tx.$queryRaw<SecondRow[]>`
-    SELECT floor(extract(epoch FROM "timestamp"))::float8 AS sec, ${countColumns(labels, 'ShieldEvent.decision', KNOWN.decision)}
-      FROM "ShieldEvent"
-     WHERE "timestamp" >= ${at(from)} AND "timestamp" < ${at(to)} ${ids}
-     GROUP BY 1`;
+  const packed = await readPacked(
+    tx,
+    Prisma.sql`
+      SELECT floor(extract(epoch FROM "timestamp"))::float8 AS sec, ${countColumns(labels, 'ShieldEvent.decision', KNOWN.decision)},
+             count(*)::int AS n, NULL::bigint AS "maxId"
+        FROM "ShieldEvent"
+       WHERE "timestamp" >= ${at(from)} AND "timestamp" < ${at(to)} ${ids}
+       GROUP BY 1`,
+  );
+  return packed.perSecond;
 }
 
 /** One step of the window (see shield-window.ts), and the plan's recount chunk, in the transaction's snapshot. */
@@ -146,12 +185,12 @@ async function readStep(tx: DbTx, labels: EnumLabels, plan: StepPlan): Promise<S
     initGaps: [],
     truncated: false,
     added: [],
-    inserted: new Array<number>(DECISION_COLUMNS.length).fill(0),
-    front: [],
+    inserted: zeros(),
+    front: noSeconds(),
     newGaps: [],
     found: [],
     chunk: null,
-    edges: { left: new Array<number>(DECISION_COLUMNS.length).fill(0), right: new Array<number>(DECISION_COLUMNS.length).fill(0) },
+    edges: { left: zeros(), right: zeros() },
   };
   if (plan.init) {
     const [{ maxId }] = (await tx.$queryRaw<Array<{ maxId: bigint | null }>>`SELECT max("id") AS "maxId" FROM "ShieldEvent"`) as [
@@ -174,19 +213,19 @@ async function readStep(tx: DbTx, labels: EnumLabels, plan: StepPlan): Promise<S
                                  THEN floor(extract(epoch FROM "timestamp"))::float8 END`;
   const watermark = plan.watermark;
   // Primary key range: only rows inserted since the last step.
-  const batch = await tx.$queryRaw<SecondRow[]>`
-    SELECT ${second} AS sec, ${counts}, count(*)::int AS n, max("id") AS "maxId"
-      FROM (SELECT "id", "timestamp", "decision" FROM "ShieldEvent"
-             WHERE "id" > ${watermark}::bigint ORDER BY "id" LIMIT ${BATCH_ROWS}) b
-     GROUP BY 1`;
-  let n = 0;
-  for (const r of batch) {
-    n += r.n;
-    if (r.maxId !== null && BigInt(r.maxId) > read.maxId) read.maxId = BigInt(r.maxId);
-    columns(r, DECISION_COLUMNS.length).forEach((v, i) => (read.inserted[i]! += v));
-  }
+  const batch = await readPacked(
+    tx,
+    Prisma.sql`
+      SELECT ${second} AS sec, ${counts}, count(*)::int AS n, max("id") AS "maxId"
+        FROM (SELECT "id", "timestamp", "decision" FROM "ShieldEvent"
+               WHERE "id" > ${watermark}::bigint ORDER BY "id" LIMIT ${BATCH_ROWS}) b
+       GROUP BY 1`,
+  );
+  const n = batch.n;
+  if (batch.maxId !== null && batch.maxId > read.maxId) read.maxId = batch.maxId;
+  read.inserted = batch.totals;
   read.truncated = n >= BATCH_ROWS;
-  read.added = perSecond(batch);
+  read.added = [batch.perSecond];
   // Ids skipped between the old and the new watermark: in-flight inserts
   // (or rollbacks). Only looked for when the count says some are missing.
   if (read.maxId > watermark && BigInt(n) < read.maxId - watermark) {
@@ -203,15 +242,18 @@ async function readStep(tx: DbTx, labels: EnumLabels, plan: StepPlan): Promise<S
   if (plan.gaps.length > 0) {
     const froms = plan.gaps.map((g) => g.from.toString());
     const tos = plan.gaps.map((g) => g.to.toString());
-    const late = await tx.$queryRaw<SecondRow[]>`
-      SELECT ${second} AS sec, ${counts}, count(*)::int AS n, max("id") AS "maxId"
-        FROM (SELECT e."id", e."timestamp", e."decision"
-                FROM unnest(${froms}::bigint[], ${tos}::bigint[]) AS g(f, t)
-                JOIN "ShieldEvent" e ON e."id" BETWEEN g.f AND g.t) l
-       GROUP BY 1`;
-    if (late.length > 0) {
-      for (const r of late) columns(r, DECISION_COLUMNS.length).forEach((v, i) => (read.inserted[i]! += v));
-      read.added.push(...perSecond(late));
+    const late = await readPacked(
+      tx,
+      Prisma.sql`
+        SELECT ${second} AS sec, ${counts}, count(*)::int AS n, max("id") AS "maxId"
+          FROM (SELECT e."id", e."timestamp", e."decision"
+                  FROM unnest(${froms}::bigint[], ${tos}::bigint[]) AS g(f, t)
+                  JOIN "ShieldEvent" e ON e."id" BETWEEN g.f AND g.t) l
+         GROUP BY 1`,
+    );
+    if (late.n > 0) {
+      late.totals.forEach((v, i) => (read.inserted[i]! += v));
+      read.added.push(late.perSecond);
       // The ids found, as ranges (ids in a row form one range).
       const found = await tx.$queryRaw<Array<{ from: bigint; to: bigint }>>`
         SELECT min(id) AS "from", max(id) AS "to"
@@ -224,7 +266,7 @@ async function readStep(tx: DbTx, labels: EnumLabels, plan: StepPlan): Promise<S
   }
   // The future edge: rows that came within the horizon (ids beyond this
   // step's batch are left to the next batches).
-  if (plan.frontTo > plan.frontFrom) read.front = perSecond(await readSeconds(tx, labels, plan.frontFrom, plan.frontTo, read.maxId));
+  if (plan.frontTo > plan.frontFrom) read.front = await readSeconds(tx, labels, plan.frontFrom, plan.frontTo, read.maxId);
   // The window's partial seconds at both ends, in this snapshot (one statement: one plan).
   const iso = (ms: number) => new Date(ms).toISOString();
   const edges = await tx.$queryRaw<Array<ColumnRow & { side: number }>>`
@@ -240,7 +282,7 @@ async function readStep(tx: DbTx, labels: EnumLabels, plan: StepPlan): Promise<S
     right: columns(edges.find((e) => e.side === 1), DECISION_COLUMNS.length),
   };
   // A recount chunk, exact at this snapshot: only when every visible new row was read.
-  if (plan.chunk && !read.truncated) read.chunk = perSecond(await readSeconds(tx, labels, plan.chunk.from, plan.chunk.to));
+  if (plan.chunk && !read.truncated) read.chunk = await readSeconds(tx, labels, plan.chunk.from, plan.chunk.to);
   return read;
 }
 

@@ -60,6 +60,27 @@ export interface SecondCounts {
   counts: ColumnCounts;
 }
 
+/**
+ * Rows per second, packed as PostgreSQL's array_agg returns them (one array
+ * per column rather than an object per second: a chunk can hold 86,400
+ * seconds). `seconds` ascending; `columns[c][j]` counts column c in `seconds[j]`.
+ */
+export interface PerSecond {
+  seconds: number[];
+  columns: number[][];
+}
+
+/** An empty PerSecond. */
+export function noSeconds(): PerSecond {
+  return { seconds: [], columns: DECISION_COLUMNS.map(() => []) };
+}
+
+/** Packs rows of single seconds (ascending order is restored). */
+export function packSeconds(rows: readonly SecondCounts[]): PerSecond {
+  const sorted = [...rows].sort((a, b) => a.second - b.second);
+  return { seconds: sorted.map((r) => r.second), columns: DECISION_COLUMNS.map((_, c) => sorted.map((r) => r.counts[c] ?? 0)) };
+}
+
 /** A range of ids [from, to] not seen yet, watched for a late commit. */
 export interface IdGap {
   from: bigint;
@@ -99,17 +120,17 @@ export interface StepRead {
   /** True when the batch of new rows was full: more may follow (no chunk was read). */
   truncated: boolean;
   /** New and late rows in [start, addBefore), per second. */
-  added: SecondCounts[];
+  added: PerSecond[];
   /** Every new and late row whatever its timestamp, by column (the since-start counter). */
   inserted: ColumnCounts;
   /** Rows in the future edge, per second. */
-  front: SecondCounts[];
+  front: PerSecond;
   /** Id ranges skipped by the new rows (not visible yet), to watch. */
   newGaps: Array<{ from: bigint; to: bigint }>;
   /** Ranges of ids found inside watched gaps. */
   found: Array<{ from: bigint; to: bigint }>;
   /** The recount chunk's rows per second (the plan's chunk, unless truncated); null when none was read. */
-  chunk: SecondCounts[] | null;
+  chunk: PerSecond | null;
   /** Rows in [fromMs, start + 1 s) and in [end, toMs], by column: the window's two partial seconds. */
   edges: { left: ColumnCounts; right: ColumnCounts };
 }
@@ -265,8 +286,8 @@ export class ShieldWindow {
     this.advance(plan.start, plan.end, plan.frontTo);
     // A recount slower than the window is long: what it had left has left.
     if (this.recount && this.start >= this.recount.to) this.finishRecount(this.recount, nowMs);
-    for (const r of read.front) this.add(r);
-    for (const r of read.added) if (r.second < plan.addBefore) this.add(r);
+    this.add(read.front, this.front);
+    for (const p of read.added) this.add(p, plan.addBefore);
     for (let c = 0; c < COLS; c++) this.inserted[c]! += read.inserted[c] ?? 0;
     if (read.maxId > this.watermark) this.watermark = read.maxId;
     this.gaps = this.nextGaps(read, nowMs);
@@ -338,30 +359,35 @@ export class ShieldWindow {
     this.front = front;
   }
 
-  private add(r: SecondCounts): void {
-    if (r.second < this.start || r.second >= this.front) return;
-    const i = this.slot(r.second);
-    const sum = r.second < this.end ? this.windowSum : this.futureSum;
-    for (let c = 0; c < COLS; c++) {
-      const n = r.counts[c] ?? 0;
-      this.buckets[i + c]! += n;
-      sum[c]! += n;
-    }
+  /** Adds the rows of seconds in [start, before) (and below the front). */
+  private add(p: PerSecond, before: number): void {
+    p.seconds.forEach((second, j) => {
+      if (second < this.start || second >= before || second >= this.front) return;
+      const i = this.slot(second);
+      const sum = second < this.end ? this.windowSum : this.futureSum;
+      for (let c = 0; c < COLS; c++) {
+        const n = p.columns[c]?.[j] ?? 0;
+        this.buckets[i + c]! += n;
+        sum[c]! += n;
+      }
+    });
   }
 
   /** Replaces the buckets of [from, to) with a chunk's counts; the difference is drift. */
-  private replace(from: number, to: number, rows: readonly SecondCounts[], nowMs: number): void {
+  private replace(from: number, to: number, p: PerSecond, nowMs: number): void {
     const r = this.recount;
     if (!r) return;
     const lo = Math.max(from, this.start);
     const hi = Math.min(to, this.front);
-    const fresh = new Map(rows.map((x) => [x.second, x.counts]));
+    // `p.seconds` ascend: walk them along the range.
+    let j = 0;
     for (let s = lo; s < hi; s++) {
+      while (j < p.seconds.length && p.seconds[j]! < s) j++;
+      const here = j < p.seconds.length && p.seconds[j] === s;
       const i = this.slot(s);
-      const counts = fresh.get(s);
       const sum = s < this.end ? this.windowSum : this.futureSum;
       for (let c = 0; c < COLS; c++) {
-        const n = counts?.[c] ?? 0;
+        const n = here ? (p.columns[c]?.[j] ?? 0) : 0;
         const d = n - this.buckets[i + c]!;
         if (d === 0) continue;
         this.buckets[i + c] = n;
