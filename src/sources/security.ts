@@ -77,10 +77,21 @@ const START_GAP_LOOKBACK = 10_000;
 const BATCH_ROWS = 100_000;
 /** Bad timestamps counted per kind at most (the count is a signal, not an inventory). */
 const BAD_TIMESTAMP_CAP = 1_000;
-/** Recount chunks start while the collection has used less than this share of its timeout... */
-const CHUNK_WINDOW_SHARE = 0.5;
-/** ...and each runs under this share of it (statement_timeout included), so the collection ends in time. */
+/** Recount chunks must end before the collection has used this share of its timeout (the rest is margin)... */
+const CHUNK_DEADLINE_SHARE = 0.75;
+/** ...each has at most this share of it as its budget (its statement_timeout too)... */
 const CHUNK_BUDGET_SHARE = 0.25;
+/** ...and none starts with less than this share left. */
+const CHUNK_MIN_SHARE = 0.05;
+
+/** Resolves `undefined` after `ms` (a chunk that has not answered by then is abandoned). */
+function expiry(ms: number): { promise: Promise<undefined>; cancel: () => void } {
+  let timer: NodeJS.Timeout | undefined;
+  const promise = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), ms);
+  });
+  return { promise, cancel: () => clearTimeout(timer) };
+}
 
 const ENUM_COLUMNS: readonly EnumColumn[] = ['ShieldEvent.decision', 'ShieldPolicy.mode', 'GuardianFinding.status', 'GuardianFinding.severity'];
 
@@ -282,7 +293,11 @@ async function readStep(tx: DbTx, labels: EnumLabels, plan: StepPlan): Promise<S
     right: columns(edges.find((e) => e.side === 1), DECISION_COLUMNS.length),
   };
   // A recount chunk, exact at this snapshot: only when every visible new row was read.
-  if (plan.chunk && !read.truncated) read.chunk = await readSeconds(tx, labels, plan.chunk.from, plan.chunk.to);
+  if (plan.chunk && !read.truncated) {
+    const began = performance.now();
+    read.chunk = await readSeconds(tx, labels, plan.chunk.from, plan.chunk.to);
+    read.chunkMs = performance.now() - began;
+  }
   return read;
 }
 
@@ -362,22 +377,35 @@ export function securitySource(db: Database, options: SecurityOptions): Source<S
       // State changes only once the whole snapshot was read.
       win.apply(plan, read.step, now);
       win.startRecountIfDue(now);
-      // Recount chunks, each a step plus a chunk in its own transaction.
-      const budgetMs = ctx.timeoutMs * CHUNK_BUDGET_SHARE;
-      for (let done = 0; done < chunksPerCollection && win.recountRunning; done++) {
-        if (ctx.signal.aborted || performance.now() - began >= ctx.timeoutMs * CHUNK_WINDOW_SHARE) break;
+      // Recount chunks, each a step plus a chunk in its own transaction,
+      // each within what is left of the collection's share for them.
+      const deadline = began + ctx.timeoutMs * CHUNK_DEADLINE_SHARE;
+      for (let done = 0; done < chunksPerCollection && win.recountRunning && !ctx.signal.aborted; done++) {
+        const left = deadline - performance.now();
+        if (left < ctx.timeoutMs * CHUNK_MIN_SHARE) break;
         const chunkPlan = win.plan(now, true);
         if (!chunkPlan.chunk) break;
-        const t0 = performance.now();
+        const budgetMs = Math.min(ctx.timeoutMs * CHUNK_BUDGET_SHARE, left);
+        const chunk = db.read(budgetMs, async (tx) => readStep(tx, await readEnumLabels(tx, ENUM_COLUMNS), chunkPlan));
+        // PostgreSQL ends an abandoned chunk at its statement_timeout; its result is never applied.
+        chunk.catch(() => undefined);
+        const late = expiry(left);
         try {
-          const step = await db.read(budgetMs, async (tx) => readStep(tx, await readEnumLabels(tx, ENUM_COLUMNS), chunkPlan));
+          const step = await Promise.race([chunk, late.promise]);
+          if (step === undefined) {
+            win.chunkFailed();
+            break;
+          }
           win.apply(chunkPlan, step, now);
-          win.chunkTook(performance.now() - t0, budgetMs);
+          // The chunk's own statement sets the next width: the step's fixed cost does not shrink chunks.
+          if (step.chunkMs !== undefined) win.chunkTook(step.chunkMs, budgetMs);
         } catch {
           // Over budget (or the database went away): the source stays up
           // with what the main snapshot read; the next chunk is narrower.
           win.chunkFailed();
           break;
+        } finally {
+          late.cancel();
         }
       }
       countInvalid(invalid, 'bad_timestamp', read.badTimestamps);

@@ -131,6 +131,8 @@ export interface StepRead {
   found: Array<{ from: bigint; to: bigint }>;
   /** The recount chunk's rows per second (the plan's chunk, unless truncated); null when none was read. */
   chunk: PerSecond | null;
+  /** Wall ms the chunk's statement took (its cost alone, for the next chunk's width). */
+  chunkMs?: number;
   /** Rows in [fromMs, start + 1 s) and in [end, toMs], by column: the window's two partial seconds. */
   edges: { left: ColumnCounts; right: ColumnCounts };
 }
