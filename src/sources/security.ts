@@ -208,6 +208,9 @@ async function readStep(tx: DbTx, labels: EnumLabels, plan: StepPlan): Promise<S
       { maxId: bigint | null },
     ];
     read.maxId = maxId === null ? 0n : BigInt(maxId);
+    const [estimate] = await tx.$queryRaw<Array<{ rows: number | null }>>`
+      SELECT reltuples::float8 AS rows FROM pg_class WHERE oid = to_regclass('public."ShieldEvent"')`;
+    if (estimate?.rows != null) read.rowEstimate = Number(estimate.rows);
     // Recent ids below the maximum that are not visible yet may still commit.
     const gaps = await tx.$queryRaw<Array<{ from: bigint; to: bigint }>>`
       SELECT (id + 1) AS "from", (next_id - 1) AS "to"

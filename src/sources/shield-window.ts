@@ -47,6 +47,9 @@ const COLS = DECISION_COLUMNS.length;
 const NULL_COL = COLS - 2;
 const OTHER_COL = COLS - 1;
 
+/** Rows a first recount chunk aims at (about 50 ms of index-only scan). */
+const FIRST_CHUNK_ROWS = 200_000;
+
 /** Counts per decision column (DECISION_COLUMNS order). */
 export type ColumnCounts = number[];
 
@@ -115,6 +118,8 @@ export interface StepPlan {
 export interface StepRead {
   /** init: the highest id; otherwise the highest id among the new rows (watermark when none). */
   maxId: bigint;
+  /** init only: the planner's estimate of ShieldEvent's rows (pg_class.reltuples; negative when never analyzed). */
+  rowEstimate?: number;
   /** init only: id ranges below maxId not visible (in-flight inserts), to watch. */
   initGaps: Array<{ from: bigint; to: bigint }>;
   /** True when the batch of new rows was full: more may follow (no chunk was read). */
@@ -283,6 +288,7 @@ export class ShieldWindow {
       this.watermark = read.maxId;
       this.gaps = read.initGaps.map((g) => ({ ...g, seenAt: nowMs })).slice(-this.options.maxGaps);
       this.startRecount(nowMs, true);
+      this.chunkSeconds = this.firstChunkSeconds(read.rowEstimate);
       return;
     }
     this.advance(plan.start, plan.end, plan.frontTo);
@@ -309,6 +315,21 @@ export class ShieldWindow {
   chunkTook(tookMs: number, budgetMs: number): void {
     const factor = Math.min(4, Math.max(0.25, budgetMs / 2 / Math.max(tookMs, 1)));
     this.chunkSeconds = Math.max(1, Math.min(this.options.maxChunkSeconds, Math.round(this.chunkSeconds * factor)));
+  }
+
+  /**
+   * The first chunk's width: the whole range for a table of up to
+   * FIRST_CHUNK_ROWS rows (or never analyzed), else the seconds that many rows
+   * take if the table's rows were all in the window (an underestimate of the
+   * width: history outside the window makes chunks cheaper).
+   */
+  private firstChunkSeconds(rowEstimate: number | undefined): number {
+    const range = this.options.windowSeconds + this.options.horizonSeconds;
+    let seconds = this.options.initialChunkSeconds;
+    if (rowEstimate !== undefined) {
+      seconds = rowEstimate <= FIRST_CHUNK_ROWS ? range : Math.max(60, Math.floor((range * FIRST_CHUNK_ROWS) / rowEstimate));
+    }
+    return Math.max(1, Math.min(seconds, this.options.maxChunkSeconds));
   }
 
   /** A chunk failed (most likely its budget ran out): the next one is a quarter as wide. */
