@@ -126,6 +126,9 @@ export const METRICS = {
   shieldPolicies: def('ops_shield_policies', 'gauge', 'count', 'security', ['mode'], 'Migra Shield policies by mode (UNKNOWN for NULL or unrecognised modes).'),
   guardianInstalled: def('ops_guardian_installed', 'gauge', 'boolean', 'security', [], 'Whether the Guardian module is installed (its GuardianFinding table exists).'),
   guardianOpenFindings: def('ops_guardian_open_findings', 'gauge', 'count', 'security', ['severity'], 'Open Guardian findings by severity; absent when Guardian is not installed.'),
+  shieldWindowComplete: def('ops_shield_window_complete', 'gauge', 'boolean', 'security', [], 'Whether the Shield 24 h window is complete (1): 0 until the first recount after start has finished, while ops_shield_events_24h is absent.'),
+  shieldRecountProgress: def('ops_shield_recount_progress_ratio', 'gauge', 'ratio', 'security', [], 'Share of the Shield window recount under way that is done (0..1); 1 when none runs.'),
+  shieldRecountDuration: def('ops_shield_recount_duration_seconds', 'gauge', 'seconds', 'security', [], 'How long the last completed Shield window recount took, from its first chunk to its last (it spans collections); absent before the first.'),
   shieldRecountDrift: def('ops_shield_events_24h_recount_drift', 'gauge', 'count', 'security', ['decision'], 'Difference found by the last full recount between the incrementally maintained 24 h counts and the database (recount minus incremental).'),
 
   // Backups

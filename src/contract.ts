@@ -10,7 +10,9 @@
  * - a core node's CPU, RAM and disk percentages are `null` when unknown;
  * - a section whose source has never collected successfully is left out (it
  *   cannot be known), and `sources[]` says why. Once a source has succeeded its
- *   section is always there, marked stale in `sources[]` while it is down.
+ *   section is always there, marked stale in `sources[]` while it is down;
+ * - `security.shieldEventsLast24h` is left out until the 24 h window is
+ *   complete (the first recount after a start), rather than a partial count.
  */
 import { Type, type Static } from 'typebox';
 
@@ -96,7 +98,8 @@ export const ProvisioningOverviewSchema = Type.Object(
 /** Security posture. */
 export const SecurityOverviewSchema = Type.Object(
   {
-    shieldEventsLast24h: Type.Object(
+    /** Absent until the exporter's 24 h window is complete (its first recount after a start): never a partial count. */
+    shieldEventsLast24h: optional(Type.Object(
       {
         total: int(),
         byDecision: Type.Object({ ALLOW: int(), BLOCK: int(), CHALLENGE: int(), RATE_LIMITED: int() }, closed),
@@ -104,7 +107,7 @@ export const SecurityOverviewSchema = Type.Object(
         otherDecisions: optional(int()),
       },
       closed,
-    ),
+    )),
     shieldPolicies: Type.Object({ enforceCount: int(), monitorCount: int(), disabledCount: int() }, closed),
     /** Absent when Guardian is not installed; zeros when installed and nothing is open. */
     guardianFindings: optional(Type.Object({ criticalOpen: int(), highOpen: int(), mediumOpen: int() }, closed)),

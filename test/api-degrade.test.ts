@@ -66,8 +66,8 @@ describe('a source that never succeeds', () => {
     const coreNodes = scripted<CoreNodesData, 'coreNodes'>('core_nodes', { name: 'coreNodes', overview: coreNodesOverview }, { nodes: [], statusCounts: {}, omitted: 0, invalid: {} }, permissionDenied);
     t = await createTestApp('api_degrade', { db, redis, now: c.now, replaceSources: { core_nodes: coreNodes } });
     expect((await get(t)).statusCode).toBe(503);
-    for (const name of ['queues', 'provisioning', 'security', 'backups'] as const) await t.app.collection.collect(name);
-    // Four of five tried: a missing section could still only mean "not yet".
+    for (const name of ['queues', 'provisioning', 'security', 'backups', 'indexes'] as const) await t.app.collection.collect(name);
+    // All but one tried: a missing section could still only mean "not yet".
     expect((await get(t)).json()).toMatchObject({ error: 'OPS_NOT_READY' });
     await t.app.collection.collect('core_nodes');
 

@@ -92,6 +92,7 @@ const DEPARTURES: Record<string, 'optional' | 'nullable'> = {
   provisioning: 'optional',
   security: 'optional',
   backups: 'optional',
+  'security.shieldEventsLast24h': 'optional',
   'coreNodes[].cpuPercent': 'nullable',
   'coreNodes[].ramPercent': 'nullable',
   'coreNodes[].diskPercent': 'nullable',

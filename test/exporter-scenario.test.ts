@@ -326,6 +326,7 @@ describe('seeded scenario', () => {
       ['provisioning', true],
       ['security', true],
       ['backups', true],
+      ['indexes', true],
     ]);
     expect(api.queues).toEqual([]);
   });

@@ -3,30 +3,86 @@
  *
  * ShieldEvent grows by hundreds of rows a second; counting the last 24 h from
  * scratch on every collection reads ten million index entries. Instead the
- * window is kept in memory and each collection reads only what changed:
+ * window is kept in memory, as counts per second and decision, and each
+ * collection reads only what changed.
  *
- *   C = visible rows with timestamp >= S, by decision (S = window start)
+ * Seconds. The window at a collection's `now` is the rows whose `timestamp`
+ * is in [now − 24 h, now]. Memory holds one bucket per second in
+ * [start, front) = [E − 86,400 s, E + horizon), E = `now` truncated to the
+ * second: the window's whole seconds, plus the near future. The two partial
+ * seconds at the window's ends ([now − 24 h, start + 1 s) and [E, now]) are
+ * read from the database at each step: two index ranges under a second wide.
  *
- * From one collection (start S0, id watermark M) to the next (start S1):
- *   1. add the rows inserted since (id > M, plus ids in earlier gaps that have
- *      committed late) whose timestamp >= S0;
- *   2. subtract the rows with S0 <= timestamp < S1 (they left the window);
- *   3. the window's count is C minus the rows dated after now.
- * All three read one REPEATABLE READ snapshot, so the result equals a
- * brute-force count at that snapshot. Ids are allocated at insert but become
- * visible at commit, so a lower id can appear after a higher one: ids skipped
- * by a collection are remembered as gaps and re-read for `lateCommitMs`.
- * A full recount at start-up and on a slow schedule heals what this cannot
- * see (rows deleted inside the window, commits later than `lateCommitMs`) and
- * reports the difference it found as drift.
+ * One step (one REPEATABLE READ snapshot) from (E0, front F0, id watermark M0)
+ * to (E1, F1):
+ *   1. seconds that left the window are dropped from memory: rows are never
+ *      subtracted by reading them, so retention deleting them at (or after)
+ *      24 h changes nothing;
+ *   2. rows with F0 <= timestamp < F1 (the future edge, where retention never
+ *      deletes) and id <= the new watermark are added;
+ *   3. rows with id > M0 (a primary-key range, at most `batchRows` of them)
+ *      and rows that committed late in id gaps seen before, whose timestamp
+ *      is in [start, F0), are added to their second.
+ * Ids are allocated at insert but become visible at commit, so a lower id can
+ * appear after a higher one: ids a step skipped are remembered as gaps and
+ * re-read for `lateCommitMs`. Timestamps outside [0001-01-01, 10000-01-01)
+ * (±infinity, BC, year 10000) never enter memory: no range read reaches them.
+ *
+ * The recount. What no step can see (rows deleted inside the window, commits
+ * later than `lateCommitMs`) is healed by a recount, and before the first one
+ * completes the window is incomplete: never served as a total. A recount is a
+ * sequence of chunks, a few seconds of the window each, every chunk in its own
+ * transaction after a step in the same snapshot, so replacing the chunk's
+ * buckets with what the database holds there is exact at that snapshot;
+ * steps keep running between chunks, and the id gaps are never touched by a
+ * recount. The difference a chunk found is the drift it healed.
  *
  * This file holds the state machine and its arithmetic; security.ts reads.
  */
 import { KNOWN, UNKNOWN_LABEL } from '../catalog.js';
-import { countInvalid as countInvalidValue, knownLabel, type InvalidCounts } from '../metrics/sample.js';
+
+/** Columns of a bucket: the known decisions, then NULL, then any other value. */
+export const DECISION_COLUMNS = [...KNOWN.decision, 'NULL', 'OTHER'] as const;
+const COLS = DECISION_COLUMNS.length;
+const NULL_COL = COLS - 2;
+const OTHER_COL = COLS - 1;
+
+/** Rows a first recount chunk aims at (about 50 ms of index-only scan). */
+const FIRST_CHUNK_ROWS = 200_000;
+
+/** Counts per decision column (DECISION_COLUMNS order). */
+export type ColumnCounts = number[];
 
 /** Counts per decision label (known decisions and UNKNOWN). */
 export type DecisionCounts = Map<string, number>;
+
+/** Rows of one second, by decision column. */
+export interface SecondCounts {
+  /** Unix seconds of the bucket (the second the rows' timestamps fall in). */
+  second: number;
+  counts: ColumnCounts;
+}
+
+/**
+ * Rows per second, packed as PostgreSQL's array_agg returns them (one array
+ * per column rather than an object per second: a chunk can hold 86,400
+ * seconds). `seconds` ascending; `columns[c][j]` counts column c in `seconds[j]`.
+ */
+export interface PerSecond {
+  seconds: number[];
+  columns: number[][];
+}
+
+/** An empty PerSecond. */
+export function noSeconds(): PerSecond {
+  return { seconds: [], columns: DECISION_COLUMNS.map(() => []) };
+}
+
+/** Packs rows of single seconds (ascending order is restored). */
+export function packSeconds(rows: readonly SecondCounts[]): PerSecond {
+  const sorted = [...rows].sort((a, b) => a.second - b.second);
+  return { seconds: sorted.map((r) => r.second), columns: DECISION_COLUMNS.map((_, c) => sorted.map((r) => r.counts[c] ?? 0)) };
+}
 
 /** A range of ids [from, to] not seen yet, watched for a late commit. */
 export interface IdGap {
@@ -36,170 +92,359 @@ export interface IdGap {
   seenAt: number;
 }
 
-/** Rows grouped by raw decision. */
-export interface DecisionCountRow {
-  decision: string | null;
-  count: number;
+/** What a step must read: computed by `plan()`, read by security.ts, applied by `apply()`. */
+export interface StepPlan {
+  /** No state yet: read the id watermark and recent gaps only. */
+  init: boolean;
+  /** Window start and end for this step, Unix seconds (memory's buckets: [start, end)). */
+  start: number;
+  end: number;
+  /** The window itself, ms: [fromMs, toMs] (now − 24 h to now, both inclusive). */
+  fromMs: number;
+  toMs: number;
+  /** New and late rows are added when their second is in [start, addBefore). */
+  addBefore: number;
+  /** Future edge to read: rows in [frontFrom, frontTo) with id <= the new watermark (none when equal). */
+  frontFrom: number;
+  frontTo: number;
+  /** Id watermark: new rows have a higher id. */
+  watermark: bigint;
+  gaps: readonly IdGap[];
+  /** Recount chunk [from, to) to read after the step, Unix seconds; null for none. */
+  chunk: { from: number; to: number } | null;
 }
 
-/** What one incremental step read. */
-export interface WindowDelta {
-  /** New rows (id > watermark, or found in a gap) with timestamp >= the previous start, by decision. */
-  enteredRows: DecisionCountRow[];
-  /** All new rows whatever their timestamp, by decision (for the _total counter). */
-  insertedRows: DecisionCountRow[];
-  /** Rows with previousStart <= timestamp < newStart, by decision. */
-  leftRows: DecisionCountRow[];
-  /** Rows dated after now, by decision. */
-  futureRows: DecisionCountRow[];
-  /** Highest id seen; unchanged when nothing new arrived. */
+/** What one step read, in one snapshot. */
+export interface StepRead {
+  /** init: the highest id; otherwise the highest id among the new rows (watermark when none). */
   maxId: bigint;
-  /** Ranges of ids skipped by this read (not visible yet), to watch. */
+  /** init only: the planner's estimate of ShieldEvent's rows (pg_class.reltuples; negative when never analyzed). */
+  rowEstimate?: number;
+  /** init only: id ranges below maxId not visible (in-flight inserts), to watch. */
+  initGaps: Array<{ from: bigint; to: bigint }>;
+  /** True when the batch of new rows was full: more may follow (no chunk was read). */
+  truncated: boolean;
+  /** New and late rows in [start, addBefore), per second. */
+  added: PerSecond[];
+  /** Every new and late row whatever its timestamp, by column (the since-start counter). */
+  inserted: ColumnCounts;
+  /** Rows in the future edge, per second. */
+  front: PerSecond;
+  /** Id ranges skipped by the new rows (not visible yet), to watch. */
   newGaps: Array<{ from: bigint; to: bigint }>;
-  /** Ids found inside watched gaps. */
-  foundGapIds: bigint[];
-}
-
-/** A full recount's result. */
-export interface WindowRecount {
-  /** Rows with timestamp >= start, by decision. */
-  sinceStart: DecisionCountRow[];
-  futureRows: DecisionCountRow[];
-  maxId: bigint;
-  /** Ranges of ids below maxId not visible at the recount (recent in-flight inserts). */
-  gaps: Array<{ from: bigint; to: bigint }>;
+  /** Ranges of ids found inside watched gaps. */
+  found: Array<{ from: bigint; to: bigint }>;
+  /** The recount chunk's rows per second (the plan's chunk, unless truncated); null when none was read. */
+  chunk: PerSecond | null;
+  /** Wall ms the chunk's statement took (its cost alone, for the next chunk's width). */
+  chunkMs?: number;
+  /** Rows in [fromMs, start + 1 s) and in [end, toMs], by column: the window's two partial seconds. */
+  edges: { left: ColumnCounts; right: ColumnCounts };
 }
 
 /** Options of the window. */
 export interface ShieldWindowOptions {
-  /** Window length, ms (24 h). */
-  windowMs: number;
+  /** Window length, seconds (86,400). */
+  windowSeconds: number;
+  /** Future seconds kept in memory beyond the window's end; later rows are read when they come this close. */
+  horizonSeconds: number;
   /** How long a gap is watched for a late commit, ms. */
   lateCommitMs: number;
   /** Gap ranges watched at most; the oldest are given up beyond it. */
   maxGaps: number;
+  /** Ms between the starts of two recounts (after the first). */
+  recountIntervalMs: number;
+  /** Width of the first recount chunk, seconds of window; it adapts to the chunk budget after. */
+  initialChunkSeconds: number;
+  /** Widest chunk, seconds (a test forces small chunks with it). */
+  maxChunkSeconds: number;
 }
 
-/** Adds (or subtracts) rows into counts by decision label. */
-function addInto(target: DecisionCounts, rows: readonly DecisionCountRow[], sign: 1 | -1): void {
-  for (const r of rows) {
-    const label = knownLabel(r.decision, KNOWN.decision, {});
-    target.set(label, (target.get(label) ?? 0) + sign * r.count);
-  }
+function zeros(): ColumnCounts {
+  return new Array<number>(COLS).fill(0);
 }
 
-/** Zeroed counts for every decision label. */
-export function emptyDecisionCounts(): DecisionCounts {
-  return new Map([...KNOWN.decision, UNKNOWN_LABEL].map((d) => [d, 0]));
+/** Column counts as counts per decision label (NULL and OTHER under UNKNOWN). */
+export function labelCounts(cols: readonly number[]): DecisionCounts {
+  const out: DecisionCounts = new Map();
+  KNOWN.decision.forEach((d, i) => out.set(d, cols[i] ?? 0));
+  out.set(UNKNOWN_LABEL, (cols[NULL_COL] ?? 0) + (cols[OTHER_COL] ?? 0));
+  return out;
 }
 
-/** Incrementally maintained 24 h window and since-start totals. */
+/** The recount under way. */
+interface Recount {
+  /** The first recount since start (or a reset): it completes the window, its differences are not drift. */
+  first: boolean;
+  startedAtMs: number;
+  from: number;
+  to: number;
+  cursor: number;
+  drift: ColumnCounts;
+}
+
+/** Incrementally maintained 24 h window, since-start totals and recount. */
 export class ShieldWindow {
-  /** Rows with timestamp >= start (future ones included). */
-  private sinceStart: DecisionCounts = emptyDecisionCounts();
-  private future: DecisionCounts = emptyDecisionCounts();
-  /** Events inserted since the exporter started, by decision. */
-  readonly totals: DecisionCounts = emptyDecisionCounts();
-  private start: Date | null = null;
+  private readonly slots: number;
+  /** Counts per (second mod slots, column). */
+  private readonly buckets: Uint32Array;
+  /** Sums of the buckets in [start, end) and in [end, front). */
+  private windowSum = zeros();
+  private futureSum = zeros();
+  private start = 0;
+  private end = 0;
+  private front = 0;
+  private initialized = false;
   private watermark = 0n;
   private gaps: IdGap[] = [];
-  /** Recount minus incremental at the last recount, by decision. */
-  drift: DecisionCounts = emptyDecisionCounts();
-  lastRecountAt: Date | null = null;
+  private recount: Recount | null = null;
+  private lastRecountStartMs: number | null = null;
+  private chunkSeconds: number;
+  private edges: StepRead['edges'] = { left: zeros(), right: zeros() };
+  /** Events inserted since the exporter started, by column. */
+  readonly inserted = zeros();
+  /** Whether a recount has completed since start: only then is the window a total. */
+  complete = false;
+  /** Recount minus incremental over the last completed recount (not the first), by column. */
+  drift = zeros();
+  /** Collection-clock seconds the last completed recount took, from its first chunk to its last. */
+  lastRecountSeconds: number | null = null;
+  /** Recount chunks applied since start. */
+  chunks = 0;
 
-  constructor(private readonly options: ShieldWindowOptions) {}
-
-  get initialized(): boolean {
-    return this.start !== null;
+  constructor(private readonly options: ShieldWindowOptions) {
+    this.slots = options.windowSeconds + options.horizonSeconds;
+    this.buckets = new Uint32Array(this.slots * COLS);
+    this.chunkSeconds = Math.min(options.initialChunkSeconds, options.maxChunkSeconds);
   }
 
-  /** The window start the next step reads from (the previous collection's). */
-  get previousStart(): Date | null {
-    return this.start;
+  /** Window end for a collection at `now`, Unix seconds (now truncated to the second). */
+  static endFor(now: Date): number {
+    return Math.floor(now.getTime() / 1000);
   }
 
-  get maxId(): bigint {
-    return this.watermark;
-  }
-
-  /** Gaps still watched. */
   get watchedGaps(): readonly IdGap[] {
     return this.gaps;
   }
 
-  /** Window start for a collection at `now`. */
-  startFor(now: Date): Date {
-    return new Date(now.getTime() - this.options.windowMs);
+  /** Ratio of the recount under way that is done; 1 when none is. */
+  get recountProgress(): number {
+    const r = this.recount;
+    if (!r) return 1;
+    return r.to > r.from ? Math.min(1, Math.max(0, (r.cursor - r.from) / (r.to - r.from))) : 1;
   }
 
-  /** Applies one incremental step read at `now` (see the file comment). */
-  applyDelta(delta: WindowDelta, now: Date, invalid: InvalidCounts): void {
-    if (this.start === null) throw new Error('ShieldWindow: recount before the first delta');
-    addInto(this.sinceStart, delta.enteredRows, 1);
-    addInto(this.sinceStart, delta.leftRows, -1);
-    addInto(this.totals, delta.insertedRows, 1);
-    this.future = emptyDecisionCounts();
-    addInto(this.future, delta.futureRows, 1);
-    this.start = this.startFor(now);
-    this.watermark = delta.maxId > this.watermark ? delta.maxId : this.watermark;
-    this.gaps = this.nextGaps(delta, now.getTime());
-    this.countInvalid(delta.enteredRows, invalid);
+  get recountRunning(): boolean {
+    return this.recount !== null;
   }
 
   /**
-   * Replaces the window with a full recount read at `now`; the difference to
-   * the incremental state (advanced to the same snapshot first, when there is
-   * one) is kept as drift.
+   * Counts in the window [now − 24 h, now], by column: the whole seconds from
+   * memory, the two partial seconds at its ends from the last step's `edges`.
    */
-  applyRecount(recount: WindowRecount, now: Date, invalid: InvalidCounts): void {
-    const fresh = emptyDecisionCounts();
-    addInto(fresh, recount.sinceStart, 1);
-    if (this.start !== null) {
-      const drift = emptyDecisionCounts();
-      for (const [d, n] of fresh) drift.set(d, n - (this.sinceStart.get(d) ?? 0));
-      this.drift = drift;
+  windowColumns(): ColumnCounts {
+    const first = this.slot(this.start);
+    return this.windowSum.map((n, c) => n - this.buckets[first + c]! + (this.edges.left[c] ?? 0) + (this.edges.right[c] ?? 0));
+  }
+
+  /**
+   * What a step at `now` reads. `withChunk` asks for the next recount chunk
+   * (null in the plan when no recount is under way or it is done).
+   */
+  plan(now: Date, withChunk: boolean): StepPlan {
+    let end = ShieldWindow.endFor(now);
+    // The clock never moves the window back.
+    if (this.initialized && end < this.end) end = this.end;
+    const start = end - this.options.windowSeconds;
+    const front = end + this.options.horizonSeconds;
+    const nowMs = Math.max(now.getTime(), end * 1000);
+    // A pause longer than memory holds: start over, like a restart.
+    const init = !this.initialized || start >= this.front;
+    let chunk: StepPlan['chunk'] = null;
+    if (!init && withChunk && this.recount) {
+      const from = Math.max(this.recount.cursor, start);
+      if (from < this.recount.to) chunk = { from, to: Math.min(from + this.chunkSeconds, this.recount.to) };
     }
-    this.sinceStart = fresh;
-    this.future = emptyDecisionCounts();
-    addInto(this.future, recount.futureRows, 1);
-    this.start = this.startFor(now);
-    if (recount.maxId > this.watermark) this.watermark = recount.maxId;
+    return {
+      init,
+      start,
+      end,
+      fromMs: nowMs - this.options.windowSeconds * 1000,
+      toMs: nowMs,
+      addBefore: init ? front : this.front,
+      frontFrom: init ? front : this.front,
+      frontTo: front,
+      watermark: this.watermark,
+      gaps: init ? [] : this.gaps,
+      chunk,
+    };
+  }
+
+  /** Applies what `plan` asked for and was read at `now`, in one snapshot. */
+  apply(plan: StepPlan, read: StepRead, now: Date): void {
+    const nowMs = now.getTime();
+    if (plan.init) {
+      this.reset(plan);
+      this.watermark = read.maxId;
+      this.gaps = read.initGaps.map((g) => ({ ...g, seenAt: nowMs })).slice(-this.options.maxGaps);
+      this.startRecount(nowMs, true);
+      this.chunkSeconds = this.firstChunkSeconds(read.rowEstimate);
+      return;
+    }
+    this.advance(plan.start, plan.end, plan.frontTo);
+    // A recount slower than the window is long: what it had left has left.
+    if (this.recount && this.start >= this.recount.to) this.finishRecount(this.recount, nowMs);
+    this.add(read.front, this.front);
+    for (const p of read.added) this.add(p, plan.addBefore);
+    for (let c = 0; c < COLS; c++) this.inserted[c]! += read.inserted[c] ?? 0;
+    if (read.maxId > this.watermark) this.watermark = read.maxId;
+    this.gaps = this.nextGaps(read, nowMs);
+    this.edges = read.edges;
+    if (plan.chunk && read.chunk) this.replace(plan.chunk.from, plan.chunk.to, read.chunk, nowMs);
+  }
+
+  /** Starts a recount when one is due at `now` (none under way, the interval since the last start passed). */
+  startRecountIfDue(now: Date): void {
     const t = now.getTime();
-    this.gaps = recount.gaps.map((g) => ({ ...g, seenAt: t })).slice(-this.options.maxGaps);
-    this.lastRecountAt = now;
-    this.countInvalid(recount.sinceStart, invalid);
+    if (this.recount || !this.initialized) return;
+    if (this.lastRecountStartMs !== null && t - this.lastRecountStartMs < this.options.recountIntervalMs) return;
+    this.startRecount(t, !this.complete);
   }
 
-  /** The last-24 h counts by decision label (window start inclusive, now inclusive). */
-  windowCounts(): DecisionCounts {
-    const out = emptyDecisionCounts();
-    for (const [d, n] of this.sinceStart) out.set(d, n - (this.future.get(d) ?? 0));
-    return out;
+  /** Adapts the chunk width after a chunk took `tookMs` against a budget of `budgetMs`. */
+  chunkTook(tookMs: number, budgetMs: number): void {
+    const factor = Math.min(4, Math.max(0.25, budgetMs / 2 / Math.max(tookMs, 1)));
+    this.chunkSeconds = Math.max(1, Math.min(this.options.maxChunkSeconds, Math.round(this.chunkSeconds * factor)));
   }
 
-  /** Counts NULL and unknown decisions among `rows` (weighted by their counts). */
-  private countInvalid(rows: readonly DecisionCountRow[], invalid: InvalidCounts): void {
-    for (const r of rows) {
-      if (r.decision === null) countInvalidValue(invalid, 'null_value', r.count);
-      else if (!(KNOWN.decision as readonly string[]).includes(r.decision)) countInvalidValue(invalid, 'unknown_value', r.count);
+  /**
+   * The first chunk's width: the whole range for a table of up to
+   * FIRST_CHUNK_ROWS rows (or never analyzed), else the seconds that many rows
+   * take if the table's rows were all in the window (an underestimate of the
+   * width: history outside the window makes chunks cheaper).
+   */
+  private firstChunkSeconds(rowEstimate: number | undefined): number {
+    const range = this.options.windowSeconds + this.options.horizonSeconds;
+    let seconds = this.options.initialChunkSeconds;
+    if (rowEstimate !== undefined) {
+      seconds = rowEstimate <= FIRST_CHUNK_ROWS ? range : Math.max(60, Math.floor((range * FIRST_CHUNK_ROWS) / rowEstimate));
     }
+    return Math.max(1, Math.min(seconds, this.options.maxChunkSeconds));
   }
 
-  private nextGaps(delta: WindowDelta, nowMs: number): IdGap[] {
-    const found = [...delta.foundGapIds].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  /** A chunk failed (most likely its budget ran out): the next one is a quarter as wide. */
+  chunkFailed(): void {
+    this.chunkSeconds = Math.max(1, Math.floor(this.chunkSeconds / 4));
+  }
+
+  private reset(plan: StepPlan): void {
+    this.buckets.fill(0);
+    this.windowSum = zeros();
+    this.futureSum = zeros();
+    this.start = plan.start;
+    this.end = plan.end;
+    this.front = plan.frontTo;
+    this.initialized = true;
+    this.complete = false;
+    this.recount = null;
+  }
+
+  private startRecount(nowMs: number, first: boolean): void {
+    this.recount = { first, startedAtMs: nowMs, from: this.start, to: this.front, cursor: this.start, drift: zeros() };
+    this.lastRecountStartMs = nowMs;
+  }
+
+  private slot(second: number): number {
+    return (((second % this.slots) + this.slots) % this.slots) * COLS;
+  }
+
+  /** Moves the window to [start, end) and memory to [start, front), dropping what left. */
+  private advance(start: number, end: number, front: number): void {
+    for (let s = this.start; s < Math.min(start, this.front); s++) {
+      const i = this.slot(s);
+      const sum = s < this.end ? this.windowSum : this.futureSum;
+      for (let c = 0; c < COLS; c++) {
+        sum[c]! -= this.buckets[i + c]!;
+        this.buckets[i + c] = 0;
+      }
+    }
+    // Seconds that were future and are now inside the window.
+    for (let s = Math.max(this.end, start); s < Math.min(end, this.front); s++) {
+      const i = this.slot(s);
+      for (let c = 0; c < COLS; c++) {
+        const n = this.buckets[i + c]!;
+        this.futureSum[c]! -= n;
+        this.windowSum[c]! += n;
+      }
+    }
+    this.start = start;
+    this.end = end;
+    this.front = front;
+  }
+
+  /** Adds the rows of seconds in [start, before) (and below the front). */
+  private add(p: PerSecond, before: number): void {
+    p.seconds.forEach((second, j) => {
+      if (second < this.start || second >= before || second >= this.front) return;
+      const i = this.slot(second);
+      const sum = second < this.end ? this.windowSum : this.futureSum;
+      for (let c = 0; c < COLS; c++) {
+        const n = p.columns[c]?.[j] ?? 0;
+        this.buckets[i + c]! += n;
+        sum[c]! += n;
+      }
+    });
+  }
+
+  /** Replaces the buckets of [from, to) with a chunk's counts; the difference is drift. */
+  private replace(from: number, to: number, p: PerSecond, nowMs: number): void {
+    const r = this.recount;
+    if (!r) return;
+    const lo = Math.max(from, this.start);
+    const hi = Math.min(to, this.front);
+    // `p.seconds` ascend: walk them along the range.
+    let j = 0;
+    for (let s = lo; s < hi; s++) {
+      while (j < p.seconds.length && p.seconds[j]! < s) j++;
+      const here = j < p.seconds.length && p.seconds[j] === s;
+      const i = this.slot(s);
+      const sum = s < this.end ? this.windowSum : this.futureSum;
+      for (let c = 0; c < COLS; c++) {
+        const n = here ? (p.columns[c]?.[j] ?? 0) : 0;
+        const d = n - this.buckets[i + c]!;
+        if (d === 0) continue;
+        this.buckets[i + c] = n;
+        sum[c]! += d;
+        if (s < this.end) r.drift[c]! += d;
+      }
+    }
+    this.chunks += 1;
+    r.cursor = Math.max(r.cursor, to);
+    if (r.cursor >= r.to) this.finishRecount(r, nowMs);
+  }
+
+  private finishRecount(r: Recount, nowMs: number): void {
+    if (!r.first) this.drift = r.drift;
+    this.complete = true;
+    this.lastRecountSeconds = (nowMs - r.startedAtMs) / 1000;
+    this.recount = null;
+  }
+
+  private nextGaps(read: StepRead, nowMs: number): IdGap[] {
+    const found = [...read.found].sort((a, b) => (a.from < b.from ? -1 : a.from > b.from ? 1 : 0));
     const kept: IdGap[] = [];
     for (const g of this.gaps) {
       if (nowMs - g.seenAt > this.options.lateCommitMs) continue;
       // Split the range around the ids that committed.
       let from = g.from;
-      for (const id of found) {
-        if (id < from || id > g.to) continue;
-        if (id > from) kept.push({ from, to: id - 1n, seenAt: g.seenAt });
-        from = id + 1n;
+      for (const f of found) {
+        if (f.to < from || f.from > g.to) continue;
+        if (f.from > from) kept.push({ from, to: f.from - 1n, seenAt: g.seenAt });
+        from = f.to + 1n;
       }
       if (from <= g.to) kept.push({ from, to: g.to, seenAt: g.seenAt });
     }
-    for (const g of delta.newGaps) kept.push({ ...g, seenAt: nowMs });
+    for (const g of read.newGaps) kept.push({ ...g, seenAt: nowMs });
     return kept.slice(-this.options.maxGaps);
   }
 }
