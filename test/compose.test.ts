@@ -9,7 +9,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import YAML from 'yaml';
-import { demoAlertmanagerConfig, DEMO_ALERTMANAGER_CONFIG, SOURCE_ALERTMANAGER_CONFIG } from '../src/demo/alertmanager-demo.js';
+import { demoAlertmanagerConfig, DEMO_ALERTMANAGER_CONFIG, SOURCE_ALERTMANAGER_CONFIG } from '../monitoring/alertmanager-demo.js';
 import { assertDemoDatabase } from '../src/demo/demo-db.js';
 
 const ROOT = path.join(import.meta.dirname, '..');
