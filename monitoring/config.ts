@@ -420,11 +420,12 @@ export const config: MonitoringConfig = {
     sourceDownFor: '10m',
   },
   ha: {
+    // The services of docker-compose.ha.yml: eu-1 is the base stack's platform.
     platforms: {
-      'eu-1': ['exporter-eu-1-a:9471', 'exporter-eu-1-b:9471'],
-      'us-1': ['exporter-us-1-a:9471', 'exporter-us-1-b:9471'],
+      'eu-1': ['exporter:9471', 'exporter-2:9471'],
+      'us-1': ['exporter-us-1:9471', 'exporter-us-1-2:9471'],
     },
-    alertmanagerTargets: ['alertmanager-1:9093', 'alertmanager-2:9093'],
+    alertmanagerTargets: ['alertmanager:9093', 'alertmanager-2:9093'],
     replicaLabel: 'replica',
     replicaEnv: 'PROMETHEUS_REPLICA',
   },
