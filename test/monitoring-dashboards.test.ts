@@ -240,6 +240,7 @@ describe('dashboards', () => {
       for (const d of [overviewDashboard(), exporterDashboard()] as unknown as DashboardJson[]) {
         const v = d.templating.list.find((x) => x.name === PLATFORM_VARIABLE);
         expect(v, d.uid).toMatchObject({ hide: 0, multi: true, includeAll: true });
+        expect(validator.validate('dashboard', JSON.parse(JSON.stringify(d)), d.uid)).toEqual([]);
       }
       const o = overviewDashboard() as unknown as DashboardJson;
       const legends = panelsOf(o).flatMap((p) => (p.targets ?? []) as { legendFormat?: string }[]).map((t) => t.legendFormat);
