@@ -9,7 +9,7 @@ const MAX_BODY = 1024 * 1024;
 
 function line(receiver, alert) {
   const labels = alert.labels ?? {};
-  const target = ['node', 'queue', 'resource_type', 'source', 'decision']
+  const target = ['platform', 'node', 'queue', 'type', 'resource_type', 'source', 'decision', 'instance']
     .filter((k) => labels[k])
     .map((k) => `${k}=${labels[k]}`)
     .join(' ');

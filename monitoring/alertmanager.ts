@@ -15,8 +15,12 @@ export const RECEIVERS = {
   watchdog: 'ops-watchdog',
 } as const;
 
-/** Labels notifications are grouped by: one notification per alert and affected object. */
-export const GROUP_BY = ['alertname', 'area', ...DOMAIN_LABELS];
+/** Labels notifications are grouped by: one notification per alert, platform and affected object. */
+export const GROUP_BY = ['alertname', config.platformLabel, 'area', ...DOMAIN_LABELS];
+
+const platform = config.platformLabel;
+/** `{{ if .Labels.platform }}` in a notification template, for any platform label name. */
+const platformText = `{{ with index .Labels "${platform}" }}[{{ . }}] {{ end }}`;
 
 const alertnames = (names: readonly AlertName[]): string => `alertname=~"${names.join('|')}"`;
 
@@ -31,12 +35,14 @@ const NODE_DEPENDENT: readonly AlertName[] = [
 ];
 
 const slackText = [
-  '{{ range .Alerts }}*{{ .Labels.alertname }}* ({{ .Labels.severity }}{{ if .Labels.node }}, {{ .Labels.node }}{{ end }}{{ if .Labels.queue }}, {{ .Labels.queue }}{{ end }}{{ if .Labels.resource_type }}, {{ .Labels.resource_type }}{{ end }}{{ if .Labels.source }}, {{ .Labels.source }}{{ end }})',
+  `{{ range .Alerts }}${platformText}*{{ .Labels.alertname }}*` +
+  ' ({{ .Labels.severity }}{{ if .Labels.node }}, {{ .Labels.node }}{{ end }}{{ if .Labels.queue }}, {{ .Labels.queue }}{{ end }}{{ if .Labels.resource_type }}, {{ .Labels.resource_type }}{{ end }}{{ if .Labels.source }}, {{ .Labels.source }}{{ end }})',
   '{{ .Annotations.description }}',
   '<{{ .Annotations.runbook_url }}|Runbook> | <{{ .Annotations.dashboard_url }}|Dashboard>',
   '{{ end }}',
 ].join('\n');
 const slackTitle =
+  `{{ with index .CommonLabels "${platform}" }}[{{ . }}] {{ end }}` +
   '[{{ .Status | toUpper }}{{ if eq .Status "firing" }}:{{ .Alerts.Firing | len }}{{ end }}] {{ .CommonLabels.alertname }}: {{ .CommonAnnotations.summary }}';
 
 /** The alertmanager.yml document. */
@@ -69,19 +75,19 @@ export function alertmanagerDocument(): object {
         // A node that is down, missing or in maintenance: its stale metrics, disk and RAM are consequences.
         source_matchers: [alertnames(NODE_GONE)],
         target_matchers: [alertnames(NODE_DEPENDENT)],
-        equal: ['node'],
+        equal: [platform, 'node'],
       },
       {
         // The exporter down: its sources cannot be collected either.
         source_matchers: [alertnames(['OpsExporterDown', 'OpsExporterAbsent'])],
-        target_matchers: ['alertname="OpsExporterSourceDown"'],
-        equal: ['job'],
+        target_matchers: [alertnames(['OpsExporterSourceDown', 'OpsExporterReplicaDown'])],
+        equal: [platform, 'job'],
       },
       {
         // A queue without workers cannot drain: the backlog warning adds nothing to the page.
         source_matchers: ['alertname="OpsQueueNoWorkers"'],
         target_matchers: ['alertname="OpsQueueBacklogGrowing"'],
-        equal: ['prefix', 'queue'],
+        equal: [platform, 'prefix', 'queue'],
       },
       {
         // The critical tier of an alert silences its warning tier for the same object.
@@ -97,7 +103,7 @@ export function alertmanagerDocument(): object {
           {
             routing_key_file: am.pagerRoutingKeyFile,
             send_resolved: true,
-            description: '{{ .CommonLabels.alertname }}: {{ .CommonAnnotations.summary }}',
+            description: `{{ with index .CommonLabels "${platform}" }}[{{ . }}] {{ end }}{{ .CommonLabels.alertname }}: {{ .CommonAnnotations.summary }}`,
             links: [
               { href: '{{ .CommonAnnotations.runbook_url }}', text: 'Runbook' },
               { href: '{{ .CommonAnnotations.dashboard_url }}', text: 'Dashboard' },

@@ -19,6 +19,32 @@ export type BackupResourceType = 'DB_CORE' | 'MPANEL_CORE' | 'CLOUD_POD';
 
 /** The bundle's configuration; see each field for its unit and why to change it. */
 export interface MonitoringConfig {
+  /**
+   * The label that names a platform (a region, or staging beside production),
+   * like kubernetes-mixin's `clusterLabel`. Every rule keeps it through its
+   * aggregations, every dashboard query filters on it, Alertmanager groups by
+   * it. The exporter never sets it: Prometheus does, as a target label of the
+   * scrape job (one Prometheus for several platforms) or as an external label
+   * (one Prometheus, or HA pair, per platform, seen through Thanos or Mimir).
+   * Change it if your platforms are already told apart by another label
+   * (`cluster`, `region`).
+   */
+  platformLabel: string;
+  /**
+   * Whether dashboards show the platform selector (multi-value, "All"), like
+   * kubernetes-mixin's `showMultiCluster`. With false the variable is still
+   * there and used by every query, but hidden and set to "All", so one
+   * platform looks exactly as it always did.
+   */
+  multiPlatform: boolean;
+  /**
+   * Labels that tell replicas of the exporter scraping the same platform
+   * apart (the target's `instance`, a Kubernetes `pod`). Platform alerts are
+   * computed across them (`max without (instance, pod)`), so two replicas
+   * give one alert, and sums do not count a job twice.
+   */
+  replicaLabels: readonly string[];
+
   /** Links put into alerts and dashboards. */
   urls: {
     /**
@@ -227,20 +253,51 @@ export interface MonitoringConfig {
     /**
      * The exporter down or gone from Prometheus pages after this long: while
      * it is down no platform alert can fire. Keep it above a redeploy's
-     * downtime.
+     * downtime. This is every replica of a platform down (the platform's
+     * monitoring is blind); one replica of several down only tickets.
      */
     downFor: PromDuration;
+    /**
+     * One exporter replica down while another replica of its platform is
+     * still scraped tickets after this long: nothing is blind, but the
+     * platform has lost its redundancy.
+     */
+    replicaDownFor: PromDuration;
     /**
      * No exporter target in Prometheus at all (prometheus.yml or service
      * discovery lost it) tickets after this long.
      */
     absentFor: PromDuration;
     /**
-     * One source (database or Redis read) failing tickets after this long;
-     * a few failed collections in a row are normal during a database
-     * failover.
+     * One source (database or Redis read) failing on some replica tickets
+     * after this long, failing on every replica of a platform (that area of
+     * the platform is blind) pages; a few failed collections in a row are
+     * normal during a database failover.
      */
     sourceDownFor: PromDuration;
+  };
+
+  /**
+   * The HA example (`prometheus/prometheus.ha.yml`, `docker-compose.ha.yml`):
+   * several platforms, two exporter replicas each, a Prometheus pair and an
+   * Alertmanager cluster. Replace the targets with yours.
+   */
+  ha: {
+    /** Exporter targets (host:port) per platform, keyed by the platform label's value. */
+    platforms: Record<string, readonly string[]>;
+    /**
+     * Every Alertmanager peer (host:port); each Prometheus sends every alert
+     * to all of them, never through a load balancer: the peers deduplicate.
+     */
+    alertmanagerTargets: readonly string[];
+    /**
+     * The external label that tells the two Prometheus apart (Thanos and
+     * Mimir deduplicate on it). Dropped from alerts, so both replicas send
+     * the same alert and Alertmanager notifies once.
+     */
+    replicaLabel: string;
+    /** Environment variable holding each Prometheus's replica name (`--enable-feature=expand-external-labels`). */
+    replicaEnv: string;
   };
 
   /** Alertmanager routing and receivers; secrets are read from files, never stored here. */
@@ -284,6 +341,9 @@ const HOUR = 3600;
 
 /** The values this repository deploys with. */
 export const config: MonitoringConfig = {
+  platformLabel: 'platform',
+  multiPlatform: false,
+  replicaLabels: ['instance', 'pod'],
   urls: {
     grafana: 'https://grafana.example.internal',
     runbooks: 'https://git.example.internal/ops-overview/blob/main/docs/runbooks',
@@ -355,8 +415,19 @@ export const config: MonitoringConfig = {
   },
   exporter: {
     downFor: '5m',
+    replicaDownFor: '5m',
     absentFor: '10m',
     sourceDownFor: '10m',
+  },
+  ha: {
+    // The services of docker-compose.ha.yml: eu-1 is the base stack's platform.
+    platforms: {
+      'eu-1': ['exporter:9471', 'exporter-2:9471'],
+      'us-1': ['exporter-us-1:9471', 'exporter-us-1-2:9471'],
+    },
+    alertmanagerTargets: ['alertmanager:9093', 'alertmanager-2:9093'],
+    replicaLabel: 'replica',
+    replicaEnv: 'PROMETHEUS_REPLICA',
   },
   alertmanager: {
     pagerRoutingKeyFile: '/etc/alertmanager/secrets/pagerduty-routing-key',

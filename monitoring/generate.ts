@@ -12,9 +12,9 @@ import { stringify } from 'yaml';
 import { alertmanagerDocument } from './alertmanager.js';
 import { exporterDashboard } from './dashboards/exporter.js';
 import { overviewDashboard } from './dashboards/overview.js';
-import { demoAlertmanagerConfig } from '../src/demo/alertmanager-demo.js';
+import { demoAlertmanagerConfig } from './alertmanager-demo.js';
 import { alertRulesDocument, recordingRulesDocument } from './rules.js';
-import { grafanaDashboardProviderDocument, grafanaDatasourcesDocument, prometheusDocument, RULE_FILES } from './stack.js';
+import { grafanaDashboardProviderDocument, grafanaDatasourcesDocument, prometheusDocument, prometheusHaDocument, RULE_FILES } from './stack.js';
 
 /** The repository root (the parent of monitoring/). */
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -43,6 +43,7 @@ export function renderAll(): Map<string, string> {
     ['grafana/provisioning/datasources/ops-overview.yml', yamlFile(grafanaDatasourcesDocument())],
     ['grafana/provisioning/dashboards/ops-overview.yml', yamlFile(grafanaDashboardProviderDocument())],
     ['prometheus/prometheus.yml', yamlFile(prometheusDocument())],
+    ['prometheus/prometheus.ha.yml', yamlFile(prometheusHaDocument())],
     [`prometheus/${recordingFile}`, yamlFile(recordingRulesDocument())],
     [`prometheus/${alertsFile}`, yamlFile(alertRulesDocument())],
     ['alertmanager/alertmanager.yml', alertmanager],

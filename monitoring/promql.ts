@@ -3,6 +3,7 @@
  * selectors taken from the exporter's catalog (never a hand-typed name) and
  * the recording rules' names.
  */
+import { parser } from '@prometheus-io/lezer-promql';
 import { METRICS, type MetricKey } from '../src/catalog.js';
 import { config } from './config.js';
 
@@ -18,6 +19,55 @@ export function sel(key: MetricKey, matchers = ''): string {
 /** `up` of the exporter's scrape job, with extra matchers. */
 export function exporterUp(): string {
   return `up{${config.selectors.exporterJob}}`;
+}
+
+/**
+ * A label list for `by (...)` / `on (...)` that keeps the platform label
+ * first: `by('node')` is `platform, node`, so an aggregation never merges
+ * two platforms' nodes, queues or jobs.
+ */
+export function by(...labels: string[]): string {
+  return [config.platformLabel, ...labels].join(', ');
+}
+
+/**
+ * `expr` with the exporter's replicas merged: `max without (instance, pod)`,
+ * one series per platform and object whichever replica scraped it. Wrap
+ * every input of a `sum` or `count` in it, so two replicas never count a job
+ * twice (both read the same database and Redis, so their values agree).
+ */
+export function acrossReplicas(expr: string): string {
+  return `max without (${config.replicaLabels.join(', ')}) (${expr})`;
+}
+
+/**
+ * `expr` with `matcher` (`platform=~"$platform"`) added to every vector
+ * selector but those of the metrics in `skip`, found with Prometheus's own
+ * PromQL grammar: the dashboards' queries get their platform filter without
+ * a selector being forgotten.
+ */
+export function withMatcher(expr: string, matcher: string, skip: readonly string[] = []): string {
+  const edits: { at: number; text: string }[] = [];
+  // Grafana's interval variables (`[$__rate_interval]`) parsed as durations of the same length.
+  const parsable = expr.replace(/\$__[a-z_]+/g, (v) => `${'9'.repeat(v.length - 1)}s`);
+  parser.parse(parsable).iterate({
+    enter(ref) {
+      if (ref.type.isError) throw new Error(`cannot parse ${JSON.stringify(expr)} at ${ref.from}`);
+      if (ref.name !== 'VectorSelector') return;
+      const id = ref.node.getChild('Identifier');
+      if (id && skip.includes(parsable.slice(id.from, id.to))) return false;
+      const matchers = ref.node.getChild('LabelMatchers');
+      if (!matchers) edits.push({ at: ref.to, text: `{${matcher}}` });
+      else {
+        const empty = parsable.slice(matchers.from + 1, matchers.to - 1).trim() === '';
+        edits.push({ at: matchers.from + 1, text: empty ? matcher : `${matcher}, ` });
+      }
+      return false;
+    },
+  });
+  let out = expr;
+  for (const e of edits.sort((a, b) => b.at - a.at)) out = out.slice(0, e.at) + e.text + out.slice(e.at);
+  return out;
 }
 
 /** A regex alternative of label values, for `label=~"..."` matchers. */

@@ -6,7 +6,7 @@
 import { MISSING_NODE_STATUS, UNKNOWN_LABEL } from '../src/catalog.js';
 import { config, type BackupResourceType, type PromDuration } from './config.js';
 import { dashboardUrl, OVERVIEW_PANELS as P, EXPORTER_PANELS as E } from './dashboards/ids.js';
-import { BACKLOG_STATES, READY_STATES, exporterUp, humanDuration, oneOf, promHumanizeDuration, sel } from './promql.js';
+import { BACKLOG_STATES, READY_STATES, acrossReplicas, by, exporterUp, humanDuration, oneOf, promHumanizeDuration, sel } from './promql.js';
 
 /** A recording rule (`level:metric:operation`) and why it exists. */
 export interface RecordingRule {
@@ -33,20 +33,24 @@ export const RECORDED = {
 const BACKUP_TYPES = Object.keys(config.backups.maxAgeSeconds) as BackupResourceType[];
 
 /**
- * Expressions shared by a recording rule (for dashboards) and an alert.
+ * Expressions shared by a recording rule (for dashboards) and an alert. Each
+ * keeps the platform label (`by(...)`), and merges the exporter's replicas
+ * before it sums (`acrossReplicas`).
  * Alerts inline them instead of reading the recorded series: rule groups are
  * evaluated independently (and in random order by `promtool test rules`), so
  * an alert on a recorded series would lag it by one evaluation.
  */
 export const EXPR = {
-  nodeMetricsAge: `time() - max by (node) (${sel('coreNodeMetricsTimestamp')})`,
-  queueBacklog: `sum by (prefix, queue) (${sel('queueJobs', `state=~"${oneOf(BACKLOG_STATES)}"`)})`,
-  queueReady: `sum by (prefix, queue) (${sel('queueJobs', `state=~"${oneOf(READY_STATES)}"`)})`,
-  queueOldestAge: `time() - min by (prefix, queue) (${sel('queueOldestWaiting')})`,
+  nodeMetricsAge: `time() - max by (${by('node')}) (${sel('coreNodeMetricsTimestamp')})`,
+  queueBacklog: `sum by (${by('prefix', 'queue')}) (${acrossReplicas(sel('queueJobs', `state=~"${oneOf(BACKLOG_STATES)}"`))})`,
+  queueReady: `sum by (${by('prefix', 'queue')}) (${acrossReplicas(sel('queueJobs', `state=~"${oneOf(READY_STATES)}"`))})`,
+  queueOldestAge: `time() - min by (${by('prefix', 'queue')}) (${sel('queueOldestWaiting')})`,
+  // Each replica counts the events it read since it started: their rates agree, their sum would double.
   shieldRate5m: (decision = '') =>
-    `sum by (decision) (rate(${sel('shieldEventsTotal', decision ? `decision="${decision}"` : '')}[5m]))`,
-  shield24hPerSecond: (decision = '') => `sum by (decision) (${sel('shieldEvents24h', decision ? `decision="${decision}"` : '')}) / 86400`,
-  backupAge: (rt?: string) => `time() - max by (resource_type) (${sel('backupLastSuccess', rt ? `resource_type="${rt}"` : '')})`,
+    `sum by (${by('decision')}) (${acrossReplicas(`rate(${sel('shieldEventsTotal', decision ? `decision="${decision}"` : '')}[5m])`)})`,
+  shield24hPerSecond: (decision = '') =>
+    `sum by (${by('decision')}) (${acrossReplicas(sel('shieldEvents24h', decision ? `decision="${decision}"` : ''))}) / 86400`,
+  backupAge: (rt?: string) => `time() - max by (${by('resource_type')}) (${sel('backupLastSuccess', rt ? `resource_type="${rt}"` : '')})`,
 };
 
 /** The recording rules, in evaluation order. */
@@ -73,7 +77,7 @@ export const recordingRules: RecordingRule[] = [
   },
   {
     record: RECORDED.failed24hByResourceType,
-    expr: `sum by (resource_type) (${sel('provisioningFailed24h')})`,
+    expr: `sum by (${by('resource_type')}) (${acrossReplicas(sel('provisioningFailed24h'))})`,
     why: 'Failures of the last 24 h per resource type: failures over time on the provisioning row.',
   },
   {
@@ -95,7 +99,7 @@ export const recordingRules: RecordingRule[] = [
     record: RECORDED.backupAgeLimit,
     expr: `vector(${config.backups.maxAgeSeconds[rt]})`,
     labels: { resource_type: rt },
-    why: `Configured maximum backup age of ${rt} (config.backups.maxAgeSeconds), drawn next to the age on dashboards.`,
+    why: `Configured maximum backup age of ${rt} (config.backups.maxAgeSeconds), drawn next to the age on dashboards; the same for every platform, so it has no platform label.`,
   })),
 ];
 
@@ -124,6 +128,7 @@ export type AlertName =
   | 'OpsBackupNeverSucceeded'
   | 'OpsBackupTrackingNotConfigured'
   | 'OpsExporterDown'
+  | 'OpsExporterReplicaDown'
   | 'OpsExporterAbsent'
   | 'OpsExporterSourceDown'
   | 'Watchdog';
@@ -162,7 +167,7 @@ export const alertRules: AlertRule[] = [
     severity: 'critical',
     area: 'core_nodes',
     domainLabels: ['node'],
-    expr: `max by (node) (${nodeStatus(['OFFLINE'])}) == 1`,
+    expr: `max by (${by('node')}) (${nodeStatus(['OFFLINE'])}) == 1`,
     for: c.coreNodes.downFor,
     summary: 'Core node {{ $labels.node }} is OFFLINE.',
     description: `Core node {{ $labels.node }} has reported status OFFLINE for more than ${c.coreNodes.downFor}; the services it hosts are down for every tenant on it.`,
@@ -173,7 +178,7 @@ export const alertRules: AlertRule[] = [
     severity: 'warning',
     area: 'core_nodes',
     domainLabels: ['node', 'status'],
-    expr: `max by (node, status) (${nodeStatus(notOnline)}) == 1`,
+    expr: `max by (${by('node', 'status')}) (${nodeStatus(notOnline)}) == 1`,
     for: c.coreNodes.notOnlineFor,
     summary: 'Core node {{ $labels.node }} is {{ $labels.status }}.',
     description: `Core node {{ $labels.node }} has been {{ $labels.status }} (not ONLINE) for more than ${c.coreNodes.notOnlineFor}.`,
@@ -184,7 +189,7 @@ export const alertRules: AlertRule[] = [
     severity: 'info',
     area: 'core_nodes',
     domainLabels: ['node'],
-    expr: `max by (node) (${nodeStatus(['MAINTENANCE'])}) == 1`,
+    expr: `max by (${by('node')}) (${nodeStatus(['MAINTENANCE'])}) == 1`,
     for: c.coreNodes.maintenanceFor,
     summary: 'Core node {{ $labels.node }} is in MAINTENANCE.',
     description: `Core node {{ $labels.node }} has been in MAINTENANCE for more than ${c.coreNodes.maintenanceFor}; set it back to ONLINE when the work is done.`,
@@ -195,7 +200,7 @@ export const alertRules: AlertRule[] = [
     severity: 'warning',
     area: 'core_nodes',
     domainLabels: ['node'],
-    expr: `max by (node) (${nodeStatus([MISSING_NODE_STATUS])}) == 1`,
+    expr: `max by (${by('node')}) (${nodeStatus([MISSING_NODE_STATUS])}) == 1`,
     for: c.coreNodes.missingFor,
     summary: 'Expected core node {{ $labels.node }} is missing from the database.',
     description: `Core node {{ $labels.node }} is configured as expected but has had no CoreNode row for more than ${c.coreNodes.missingFor}; its status is unknown.`,
@@ -217,7 +222,7 @@ export const alertRules: AlertRule[] = [
     severity: 'warning',
     area: 'core_nodes',
     domainLabels: ['node'],
-    expr: `max by (node) (${sel('coreNodeDisk')}) >= ${c.coreNodes.diskWarningRatio}`,
+    expr: `max by (${by('node')}) (${sel('coreNodeDisk')}) >= ${c.coreNodes.diskWarningRatio}`,
     for: c.coreNodes.diskWarningFor,
     summary: 'Disk of core node {{ $labels.node }} is {{ $value | humanizePercentage }} full.',
     description: `Disk utilisation of core node {{ $labels.node }} is {{ $value | humanizePercentage }} (warning at ${pct(c.coreNodes.diskWarningRatio)}, page at ${pct(c.coreNodes.diskCriticalRatio)}).`,
@@ -228,7 +233,7 @@ export const alertRules: AlertRule[] = [
     severity: 'critical',
     area: 'core_nodes',
     domainLabels: ['node'],
-    expr: `max by (node) (${sel('coreNodeDisk')}) >= ${c.coreNodes.diskCriticalRatio}`,
+    expr: `max by (${by('node')}) (${sel('coreNodeDisk')}) >= ${c.coreNodes.diskCriticalRatio}`,
     for: c.coreNodes.diskCriticalFor,
     summary: 'Disk of core node {{ $labels.node }} is almost full ({{ $value | humanizePercentage }}).',
     description: `Disk utilisation of core node {{ $labels.node }} is {{ $value | humanizePercentage }} (page at ${pct(c.coreNodes.diskCriticalRatio)}); services on it fail when it fills up.`,
@@ -239,7 +244,7 @@ export const alertRules: AlertRule[] = [
     severity: 'warning',
     area: 'core_nodes',
     domainLabels: ['node'],
-    expr: `max by (node) (${sel('coreNodeMemory')}) >= ${c.coreNodes.memoryWarningRatio}`,
+    expr: `max by (${by('node')}) (${sel('coreNodeMemory')}) >= ${c.coreNodes.memoryWarningRatio}`,
     for: c.coreNodes.memoryWarningFor,
     summary: 'RAM of core node {{ $labels.node }} is {{ $value | humanizePercentage }} used.',
     description: `RAM utilisation of core node {{ $labels.node }} has been at or above ${pct(c.coreNodes.memoryWarningRatio)} for ${c.coreNodes.memoryWarningFor}; now {{ $value | humanizePercentage }}.`,
@@ -254,9 +259,9 @@ export const alertRules: AlertRule[] = [
     domainLabels: ['prefix', 'queue'],
     expr:
       `(${EXPR.queueOldestAge}) > ${c.queues.oldestWaitingWarningSeconds}` +
-      `\nand on (prefix, queue)\n` +
+      `\nand on (${by('prefix', 'queue')})\n` +
       // The slope of a sum is the sum of the slopes: the states share their scrape timestamps.
-      `sum by (prefix, queue) (deriv(${sel('queueJobs', `state=~"${oneOf(BACKLOG_STATES)}"`)}[${c.queues.backlogGrowthWindow}])) > 0`,
+      `sum by (${by('prefix', 'queue')}) (${acrossReplicas(`deriv(${sel('queueJobs', `state=~"${oneOf(BACKLOG_STATES)}"`)}[${c.queues.backlogGrowthWindow}])`)}) > 0`,
     for: c.queues.backlogGrowingFor,
     summary: 'Queue {{ $labels.queue }} is falling behind.',
     description: `The backlog of queue {{ $labels.prefix }}:{{ $labels.queue }} has grown over the last ${c.queues.backlogGrowthWindow} and its oldest waiting job is {{ $value | humanizeDuration }} old (limit ${humanDuration(c.queues.oldestWaitingWarningSeconds)}).`,
@@ -269,8 +274,8 @@ export const alertRules: AlertRule[] = [
     domainLabels: ['prefix', 'queue'],
     expr:
       `${EXPR.queueReady} > 0` +
-      `\nand on (prefix, queue)\n(max by (prefix, queue) (${sel('queueWorkers')}) == 0)` +
-      `\nunless on (prefix, queue)\n(max by (prefix, queue) (${sel('queuePaused')}) == 1)`,
+      `\nand on (${by('prefix', 'queue')})\n(max by (${by('prefix', 'queue')}) (${sel('queueWorkers')}) == 0)` +
+      `\nunless on (${by('prefix', 'queue')})\n(max by (${by('prefix', 'queue')}) (${sel('queuePaused')}) == 1)`,
     for: c.queues.noWorkersFor,
     summary: 'Queue {{ $labels.queue }} has waiting jobs and no worker.',
     description: `Queue {{ $labels.prefix }}:{{ $labels.queue }} has {{ $value }} waiting jobs, is not paused, and no worker has been connected for ${c.queues.noWorkersFor}: nothing will process them.`,
@@ -284,7 +289,7 @@ export const alertRules: AlertRule[] = [
     severity: 'critical',
     area: 'provisioning',
     domainLabels: ['type'],
-    expr: `sum by (type) (${sel('provisioningStuck')}) > 0`,
+    expr: `sum by (${by('type')}) (${acrossReplicas(sel('provisioningStuck'))}) > 0`,
     for: c.provisioning.stuckFor,
     summary: '{{ $value }} provisioning jobs of type {{ $labels.type }} are stuck.',
     description: '{{ $value }} provisioning jobs of type {{ $labels.type }} have been PENDING or RUNNING for longer than the exporter\'s stuck threshold; the customers who ordered them are waiting.',
@@ -296,7 +301,7 @@ export const alertRules: AlertRule[] = [
     area: 'provisioning',
     domainLabels: ['resource_type'],
     expr:
-      `sum by (resource_type) (${sel('provisioningFailed24h')} - min_over_time(${sel('provisioningFailed24h')}[${c.provisioning.failureSpikeWindow}]))` +
+      `sum by (${by('resource_type')}) (${acrossReplicas(`${sel('provisioningFailed24h')} - min_over_time(${sel('provisioningFailed24h')}[${c.provisioning.failureSpikeWindow}])`)})` +
       ` >= ${c.provisioning.failureSpikeCount}`,
     for: c.provisioning.failureSpikeFor,
     summary: 'Spike of failed {{ $labels.resource_type }} provisioning jobs.',
@@ -325,7 +330,7 @@ export const alertRules: AlertRule[] = [
     severity: 'critical',
     area: 'security',
     domainLabels: [],
-    expr: `max(${sel('guardianOpenFindings', 'severity="CRITICAL"')}) > 0`,
+    expr: `max by (${by()}) (${sel('guardianOpenFindings', 'severity="CRITICAL"')}) > 0`,
     for: c.security.guardianCriticalFor,
     summary: '{{ $value }} CRITICAL Guardian findings are open.',
     description: `Guardian reports {{ $value }} open findings of severity CRITICAL (open for more than ${c.security.guardianCriticalFor}); acknowledge them in Guardian once someone owns them.`,
@@ -354,8 +359,8 @@ export const alertRules: AlertRule[] = [
     area: 'backups',
     domainLabels: ['resource_type'],
     expr:
-      `max by (resource_type) (${sel('backupEverSucceeded', `resource_type=~"${oneOf(BACKUP_TYPES)}"`)}) == 0` +
-      `\nunless on () (max(${sel('backupTrackingInstalled')}) == 0)`,
+      `max by (${by('resource_type')}) (${sel('backupEverSucceeded', `resource_type=~"${oneOf(BACKUP_TYPES)}"`)}) == 0` +
+      `\nunless on (${by()}) (max by (${by()}) (${sel('backupTrackingInstalled')}) == 0)`,
     for: c.backups.neverFor,
     summary: '{{ $labels.resource_type }} has never been backed up.',
     description: 'Backup tracking is installed but has no COMPLETED backup of {{ $labels.resource_type }} at all.',
@@ -366,23 +371,36 @@ export const alertRules: AlertRule[] = [
     severity: 'info',
     area: 'backups',
     domainLabels: [],
-    expr: `max(${sel('backupTrackingInstalled')}) == 0`,
+    expr: `max by (${by()}) (${sel('backupTrackingInstalled')}) == 0`,
     for: c.backups.trackingMissingFor,
     summary: 'Backup tracking is not configured.',
     description: `ops_backup_tracking_installed has been {{ $value }} for ${c.backups.trackingMissingFor}: the platform database has no Backup table, so no backup can be checked for age; backup alerts stay silent until backup tracking is set up.`,
     dashboardUrl: dashboardUrl('overview', P.backupsTable),
   },
 
-  // The exporter
+  // The exporter. Its replicas of one platform read the same database and Redis: one of them
+  // down loses redundancy (a ticket); all of them down, or a source failing on all of them,
+  // leaves that platform (or that area of it) unwatched (a page).
   {
     alert: 'OpsExporterDown',
     severity: 'critical',
     area: 'exporter',
-    domainLabels: ['instance'],
-    expr: `${exporterUp()} == 0`,
+    domainLabels: ['job'],
+    expr: `max by (${by('job')}) (${exporterUp()}) == 0`,
     for: c.exporter.downFor,
-    summary: 'The ops-overview exporter {{ $labels.instance }} is down.',
-    description: `Prometheus has failed to scrape the ops-overview exporter at {{ $labels.instance }} for ${c.exporter.downFor} (up = {{ $value }}): no platform alert (nodes, queues, backups, ...) can fire while it is down.`,
+    summary: 'Every ops-overview exporter of the platform is down: its monitoring is blind.',
+    description: `Prometheus has failed to scrape every replica of the ops-overview exporter of this platform for ${c.exporter.downFor} (up = {{ $value }}): no platform alert (nodes, queues, backups, ...) can fire while they are down.`,
+    dashboardUrl: dashboardUrl('exporter', E.exporterUp),
+  },
+  {
+    alert: 'OpsExporterReplicaDown',
+    severity: 'warning',
+    area: 'exporter',
+    domainLabels: ['job', 'instance'],
+    expr: `${exporterUp()} == 0\nand on (${by('job')})\n(max by (${by('job')}) (${exporterUp()}) == 1)`,
+    for: c.exporter.replicaDownFor,
+    summary: 'Exporter replica {{ $labels.instance }} is down.',
+    description: `Prometheus has failed to scrape the ops-overview exporter at {{ $labels.instance }} for ${c.exporter.replicaDownFor}, while another replica of its platform still answers: nothing is blind, but one more failure would be.`,
     dashboardUrl: dashboardUrl('exporter', E.exporterUp),
   },
   {
@@ -402,11 +420,22 @@ export const alertRules: AlertRule[] = [
     alert: 'OpsExporterSourceDown',
     severity: 'warning',
     area: 'exporter',
-    domainLabels: ['source'],
-    expr: `min by (job, source) (${sel('sourceUp')}) == 0`,
+    domainLabels: ['job', 'source'],
+    expr: `min by (${by('job', 'source')}) (${sel('sourceUp')}) == 0`,
     for: c.exporter.sourceDownFor,
     summary: 'Exporter source {{ $labels.source }} is failing.',
-    description: `The exporter has failed to collect source {{ $labels.source }} for ${c.exporter.sourceDownFor}; its metrics are absent, so its alerts cannot fire.`,
+    description: `An exporter replica has failed to collect source {{ $labels.source }} for ${c.exporter.sourceDownFor}; its metrics are absent from that replica.`,
+    dashboardUrl: dashboardUrl('exporter', E.sourcesTable),
+  },
+  {
+    alert: 'OpsExporterSourceDown',
+    severity: 'critical',
+    area: 'exporter',
+    domainLabels: ['job', 'source'],
+    expr: `max by (${by('job', 'source')}) (${sel('sourceUp')}) == 0`,
+    for: c.exporter.sourceDownFor,
+    summary: 'Exporter source {{ $labels.source }} is failing on every replica.',
+    description: `Every exporter replica of this platform has failed to collect source {{ $labels.source }} for ${c.exporter.sourceDownFor}; its metrics are absent, so its alerts cannot fire.`,
     dashboardUrl: dashboardUrl('exporter', E.sourcesTable),
   },
 

@@ -39,6 +39,40 @@ export function prometheusDocument(): object {
   };
 }
 
+/**
+ * prometheus/prometheus.ha.yml: one of a Prometheus pair (run it twice, each
+ * with its own `${config.ha.replicaEnv}` and `--enable-feature=expand-external-labels`)
+ * that scrapes several platforms, each through two exporter replicas, the
+ * platform set as a target label, and sends every alert to every peer of
+ * the Alertmanager cluster. The replica external label is dropped from alerts,
+ * so both Prometheus send identical alerts and the peers notify once.
+ */
+export function prometheusHaDocument(): object {
+  const s = config.stack;
+  const ha = config.ha;
+  const base = prometheusDocument() as { global: object; rule_files: string[]; scrape_configs: { job_name: string }[] };
+  return {
+    global: { ...base.global, external_labels: { [ha.replicaLabel]: `\${${ha.replicaEnv}}` } },
+    rule_files: base.rule_files,
+    alerting: {
+      alert_relabel_configs: [{ action: 'labeldrop', regex: ha.replicaLabel }],
+      alertmanagers: [{ static_configs: [{ targets: [...ha.alertmanagerTargets] }] }],
+    },
+    scrape_configs: [
+      {
+        job_name: EXPORTER_JOB,
+        metrics_path: '/metrics',
+        scrape_interval: s.scrapeInterval,
+        scrape_timeout: s.scrapeTimeout,
+        ...(s.exporterCredentialsFile ? { authorization: { type: 'Bearer', credentials_file: s.exporterCredentialsFile } } : {}),
+        static_configs: Object.entries(ha.platforms).map(([platform, targets]) => ({ targets: [...targets], labels: { [config.platformLabel]: platform } })),
+      },
+      { job_name: 'prometheus', static_configs: [{ targets: ['localhost:9090'] }] },
+      { job_name: 'alertmanager', static_configs: [{ targets: [...ha.alertmanagerTargets] }] },
+    ],
+  };
+}
+
 /** grafana/provisioning/datasources/ops-overview.yml */
 export function grafanaDatasourcesDocument(): object {
   const g = config.grafana;

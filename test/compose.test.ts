@@ -9,7 +9,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import YAML from 'yaml';
-import { demoAlertmanagerConfig, DEMO_ALERTMANAGER_CONFIG, SOURCE_ALERTMANAGER_CONFIG } from '../src/demo/alertmanager-demo.js';
+import { demoAlertmanagerConfig, DEMO_ALERTMANAGER_CONFIG, SOURCE_ALERTMANAGER_CONFIG } from '../monitoring/alertmanager-demo.js';
 import { assertDemoDatabase } from '../src/demo/demo-db.js';
 
 const ROOT = path.join(import.meta.dirname, '..');
@@ -316,5 +316,128 @@ describe('the stack and the monitoring bundle', () => {
     if (amtool.error) return;
     const out = execFileSync('amtool', ['check-config', DEMO_ALERTMANAGER_CONFIG], { encoding: 'utf8' });
     expect(out).toMatch(/SUCCESS/);
+  });
+});
+
+describe('docker-compose.ha.yml (several platforms and HA, an overlay of docker-compose.yml)', () => {
+  const overlay = YAML.parse(readFileSync(rel('docker-compose.ha.yml'), 'utf8'), { merge: true }) as {
+    services: Record<string, Service>;
+    volumes?: Record<string, unknown>;
+  };
+  const target = (v: string) => v.split(':')[1];
+  /** The services as `docker compose -f docker-compose.yml -f docker-compose.ha.yml` merges them (the rules these files use). */
+  const merged: Record<string, Service> = Object.fromEntries(
+    [...new Set([...Object.keys(services), ...Object.keys(overlay.services)])].map((name) => {
+      const base = services[name] ?? {};
+      const over = overlay.services[name] ?? {};
+      const volumes = [...(base.volumes ?? []).filter((v) => !(over.volumes ?? []).some((o) => target(o) === target(v))), ...(over.volumes ?? [])];
+      return [
+        name,
+        {
+          ...base,
+          ...over,
+          volumes,
+          ports: [...new Set([...(base.ports ?? []), ...(over.ports ?? [])])],
+          environment: { ...(base.environment ?? {}), ...(over.environment ?? {}) },
+          depends_on: { ...((base.depends_on ?? {}) as object), ...((over.depends_on ?? {}) as object) } as Service['depends_on'],
+        },
+      ];
+    }),
+  );
+  const ha = YAML.parse(readFileSync(rel('prometheus/prometheus.ha.yml'), 'utf8')) as {
+    alerting: { alertmanagers: { static_configs: { targets: string[] }[] }[] };
+    scrape_configs: { job_name: string; static_configs: { targets: string[]; labels?: Record<string, string> }[] }[];
+  };
+  const envOf = (name: string): Record<string, string> => {
+    const s = merged[name]!;
+    const env: Record<string, string> = {};
+    for (const f of s.env_file ?? []) Object.assign(env, readEnvFile(rel(`${f}.example`)));
+    return { ...env, ...(s.environment ?? {}) };
+  };
+  const platforms = ha.scrape_configs.find((s) => s.job_name === 'ops-overview')!.static_configs;
+
+  it('adds the second exporter replica, the second platform, the second Prometheus and the second Alertmanager, and reconfigures the first two', () => {
+    expect(Object.keys(overlay.services).sort()).toEqual(
+      ['exporter-2', 'postgres-us-1', 'redis-us-1', 'setup-us-1', 'simulator-us-1', 'exporter-us-1', 'exporter-us-1-2', 'prometheus', 'prometheus-2', 'alertmanager', 'alertmanager-2'].sort(),
+    );
+  });
+
+  it('runs every exporter prometheus.ha.yml scrapes, two replicas per platform sharing one database and Redis, each platform its own', () => {
+    expect(platforms.map((p) => p.labels?.platform)).toEqual(['eu-1', 'us-1']);
+    const seen = new Map<string, string>();
+    for (const p of platforms) {
+      expect(p.targets.length).toBe(2);
+      const envs = p.targets.map((t) => {
+        const [host, port] = t.split(':');
+        const s = merged[host!];
+        expect(s, `scrape target ${t}`).toBeDefined();
+        expect(envOf(host!).PORT).toBe(port);
+        expect(s!.healthcheck!.test!.join(' ')).toContain(`http://127.0.0.1:${port}/healthz`);
+        return envOf(host!);
+      });
+      const [first, second] = envs;
+      for (const key of ['DATABASE_URL', 'REDIS_URL', 'OPS_QUEUE_PREFIXES', 'OPS_EXPECTED_NODES']) expect(second![key], key).toBe(first![key]);
+      const where = `${new URL(first!.DATABASE_URL!).hostname} ${first!.REDIS_URL}`;
+      expect(seen.has(where), `${p.labels?.platform} shares ${where} with ${seen.get(where)}`).toBe(false);
+      seen.set(where, p.labels!.platform!);
+      // The database and Redis the replicas read are services of the stack, written by that platform's simulator.
+      expect(merged[new URL(first!.DATABASE_URL!).hostname]).toBeDefined();
+      expect(merged[new URL(first!.REDIS_URL!).hostname]).toBeDefined();
+    }
+    const sim = envOf('simulator-us-1');
+    expect(() => assertDemoDatabase(sim.DATABASE_URL!)).not.toThrow();
+    expect(new URL(sim.DATABASE_URL!).hostname).toBe('postgres-us-1');
+    expect(sim.REDIS_URL).toBe(envOf('exporter-us-1').REDIS_URL);
+  });
+
+  it('runs the Prometheus pair on prometheus.ha.yml and the rules, each with its own replica label', () => {
+    const pair = ['prometheus', 'prometheus-2'];
+    const replicas = pair.map((name) => {
+      const s = merged[name]!;
+      expect(s.volumes).toEqual(expect.arrayContaining(['./prometheus/prometheus.ha.yml:/etc/prometheus/prometheus.yml:ro', './prometheus/rules:/etc/prometheus/rules:ro']));
+      expect(s.command).toContain('--config.file=/etc/prometheus/prometheus.yml');
+      expect(s.command).toContain('--enable-feature=expand-external-labels');
+      return s.environment!.PROMETHEUS_REPLICA;
+    });
+    expect(new Set(replicas).size).toBe(2);
+    expect(readFileSync(rel('prometheus/prometheus.ha.yml'), 'utf8')).toContain('${PROMETHEUS_REPLICA}');
+  });
+
+  it('clusters every Alertmanager Prometheus sends to with all the others', () => {
+    const targets = ha.alerting.alertmanagers.flatMap((a) => a.static_configs.flatMap((s) => s.targets));
+    const hosts = targets.map((t) => t.split(':')[0]!);
+    expect(hosts.sort()).toEqual(['alertmanager', 'alertmanager-2']);
+    for (const host of hosts) {
+      const command = merged[host]!.command!;
+      expect(command).toContain('--cluster.listen-address=0.0.0.0:9094');
+      expect(command.filter((c) => c.startsWith('--cluster.peer=')).sort()).toEqual(hosts.filter((h) => h !== host).map((h) => `--cluster.peer=${h}:9094`));
+      expect(merged[host]!.volumes).toContain('./docker/alertmanager/alertmanager.demo.yml:/etc/alertmanager/alertmanager.yml:ro');
+    }
+  });
+
+  it('pins its images, publishes on loopback only without clashes, mounts what exists, checks health, keeps secrets in ignored env files', () => {
+    const named = new Set([...Object.keys(compose.volumes ?? {}), ...Object.keys(overlay.volumes ?? {})]);
+    const hostPorts: string[] = [];
+    for (const [name, s] of Object.entries(merged)) {
+      if (s.image !== 'ops-overview:local') expect(s.image, name).toMatch(PINNED);
+      for (const p of s.ports ?? []) {
+        expect(p, name).toMatch(/^127\.0\.0\.1:\d+:\d+$/);
+        hostPorts.push(p.split(':')[1]!);
+      }
+      for (const v of s.volumes ?? []) {
+        const [source] = v.split(':');
+        if (source!.startsWith('.')) expect(existsSync(rel(source!)), `${name}: ${source}`).toBe(true);
+        else expect(named.has(source!), `${name}: volume ${source}`).toBe(true);
+      }
+      if (s.restart === 'unless-stopped') expect(s.healthcheck?.test?.length, `${name} has no healthcheck`).toBeGreaterThan(1);
+      for (const [dep] of Object.entries((s.depends_on ?? {}) as Record<string, unknown>)) expect(merged[dep], `${name} depends on unknown ${dep}`).toBeDefined();
+      for (const key of Object.keys(overlay.services[name]?.environment ?? {})) expect(key).not.toMatch(/PASSWORD|SECRET|TOKEN|DATABASE_URL/);
+    }
+    expect(new Set(hostPorts).size).toBe(hostPorts.length);
+    for (const f of new Set(Object.values(overlay.services).flatMap((s) => s.env_file ?? []))) {
+      expect(existsSync(rel(`${f}.example`)), `${f}.example`).toBe(true);
+      expect(gitIgnored(f), `${f} must be git-ignored`).toBe(true);
+      expect(gitIgnored(`${f}.example`), `${f}.example must be committed`).toBe(false);
+    }
   });
 });

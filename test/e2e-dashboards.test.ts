@@ -13,8 +13,13 @@
  * unchanged. Grafana's variables are given the values Grafana would compute
  * for that scrape interval: `$__interval` 1s, `$__rate_interval` 2s
  * (max(interval + scrape, 4 × scrape)), `$__range` the time since Prometheus
- * started, and `$queue` a real queue (`mail`, one of the values the
- * dashboard's own `label_values` query offers).
+ * started, `$queue` a real queue (`mail`, one of the values the
+ * dashboard's own `label_values` query offers), and `$platform` `.*` (the
+ * hidden variable's "All": one platform, no platform label).
+ *
+ * The exporter dashboard's process panels read prom-client's default
+ * metrics (monitoring/process-metrics.ts): they must have data exactly when
+ * the exporter's /metrics serves those metrics, and be empty otherwise.
  *
  * No panel is exempt. Three are empty on a healthy simulator (checked: the
  * rest all have data without any scenario), and get their data from the
@@ -36,6 +41,7 @@ import { createSimulator, type Simulator } from '../src/demo/simulator.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 import { captureLogger } from './helpers/demo-wait.js';
 import { compressDuration, parseDuration, startE2EStack, type E2EStack, type PromSample } from './helpers/e2e-stack.js';
+import { PROCESS_METRIC_LIST } from '../monitoring/process-metrics.js';
 import { allPanels, loadDashboards } from './helpers/monitoring-promql.js';
 import { shouldRunWith } from './helpers/monitoring-tools.js';
 import { createTestRedis, type TestRedis } from './helpers/redis.js';
@@ -63,7 +69,9 @@ function substitute(expr: string, rangeSeconds: number): string {
     .replaceAll('$__rate_interval', `${Math.max(intervalMs + scrapeMs, 4 * scrapeMs) / 1000}s`)
     .replaceAll('$__interval', `${intervalMs / 1000}s`)
     .replaceAll('$__range', `${Math.ceil(rangeSeconds)}s`)
-    .replace(/\$\{queue\}|\$queue\b/g, QUEUE);
+    .replace(/\$\{queue\}|\$queue\b/g, QUEUE)
+    // One platform, no platform label: the hidden variable's "All".
+    .replace(/\$\{platform\}|\$platform\b/g, '.*');
   if (out.includes('$')) throw new Error(`unknown Grafana variable in ${JSON.stringify(expr)}`);
   return out;
 }
@@ -151,6 +159,10 @@ describe.runIf(shouldRunWith('prometheus', 'prometheus-alertmanager'))('every da
 
   it('answers every query of every panel with data, and with the values the scenarios imply', async () => {
     expect(queries.length).toBeGreaterThan(40);
+    const exposition = (await stack.exporter.inject({ method: 'GET', url: '/metrics' })).body;
+    const servesProcessMetrics = PROCESS_METRIC_LIST.every((m) => new RegExp(`^${m.name} `, 'm').test(exposition));
+    const isProcessQuery = (q: PanelQuery) => PROCESS_METRIC_LIST.some((m) => q.expr.includes(m.name));
+    expect(queries.filter(isProcessQuery)).toHaveLength(PROCESS_METRIC_LIST.length);
     /** Runs every query once; returns what is still missing. */
     const pass = async (): Promise<string[]> => {
       const problems: string[] = [];
@@ -158,7 +170,9 @@ describe.runIf(shouldRunWith('prometheus', 'prometheus-alertmanager'))('every da
       for (const q of queries) {
         const result = await stack.query(substitute(q.expr, range));
         const check = EXPECTED[`${q.title} ${q.refId}`];
-        if (result.length === 0) problems.push(`${q.where}: no data`);
+        if (isProcessQuery(q) && !servesProcessMetrics) {
+          if (result.length > 0) problems.push(`${q.where}: data although the exporter serves no default metrics`);
+        } else if (result.length === 0) problems.push(`${q.where}: no data`);
         else if (check && !check(result)) problems.push(`${q.where}: unexpected ${JSON.stringify(result.map((s) => [s.metric, s.value[1]]))}`);
       }
       return problems;

@@ -8,7 +8,8 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
-import { RECEIVERS } from '../monitoring/alertmanager.js';
+import { GROUP_BY, RECEIVERS } from '../monitoring/alertmanager.js';
+import { config } from '../monitoring/config.js';
 import { REPO_ROOT } from '../monitoring/generate.js';
 import { alertRules, type Severity } from '../monitoring/rules.js';
 import { run, shouldRunWith, startDaemon, tempDir, waitFor, type Daemon } from './helpers/monitoring-tools.js';
@@ -28,6 +29,16 @@ async function routeOf(labels: Record<string, string>): Promise<string> {
   expect(res.code, res.stderr).toBe(0);
   return res.stdout.trim();
 }
+
+describe('alertmanager.yml with several platforms', () => {
+  it('groups by the platform label: one notification per alert, platform and object', async () => {
+    const doc = parse(await readFile(AM_CONFIG, 'utf8')) as { route: { group_by: string[] }; inhibit_rules: { equal: string[] }[] };
+    expect(doc.route.group_by).toEqual(GROUP_BY);
+    expect(GROUP_BY.slice(0, 2)).toEqual(['alertname', config.platformLabel]);
+    // No inhibition reaches across platforms.
+    for (const rule of doc.inhibit_rules) expect(rule.equal).toContain(config.platformLabel);
+  });
+});
 
 describe('alertmanager.yml without secrets', () => {
   it('reads every secret from a file, never from the repository', async () => {
@@ -163,7 +174,7 @@ describe.runIf(shouldRunWith('prometheus-alertmanager'))('a real Alertmanager', 
   it('the exporter down silences the source-down alerts', async () => {
     const alerts = await post(
       [
-        alert('OpsExporterDown', 'critical', 'exporter', { job: 'ops-overview', instance: 'exporter:9471' }),
+        alert('OpsExporterDown', 'critical', 'exporter', { job: 'ops-overview' }),
         alert('OpsExporterSourceDown', 'warning', 'exporter', { job: 'ops-overview', source: 'queues' }),
         alert('OpsExporterSourceDown', 'warning', 'exporter', { job: 'ops-overview', source: 'backups' }),
       ],
@@ -205,6 +216,29 @@ describe.runIf(shouldRunWith('prometheus-alertmanager'))('a real Alertmanager', 
     const noWorkers = find(alerts, { alertname: 'OpsQueueNoWorkers' });
     expect(find(alerts, { alertname: 'OpsQueueBacklogGrowing', queue: 'mail' }).status.inhibitedBy).toEqual([noWorkers.fingerprint]);
     expect(find(alerts, { alertname: 'OpsQueueBacklogGrowing', queue: 'dns' }).status.state).toBe('active');
+  });
+
+  it('inhibits within one platform only', async () => {
+    const P = config.platformLabel;
+    const alerts = await post(
+      [
+        alert('OpsCoreNodeDown', 'critical', 'core_nodes', { [P]: 'A', node: 'WEB-9' }),
+        alert('OpsCoreNodeMetricsStale', 'warning', 'core_nodes', { [P]: 'A', node: 'WEB-9' }),
+        alert('OpsCoreNodeMetricsStale', 'warning', 'core_nodes', { [P]: 'B', node: 'WEB-9' }),
+        alert('OpsExporterDown', 'critical', 'exporter', { [P]: 'A', job: 'ops-overview' }),
+        alert('OpsExporterSourceDown', 'warning', 'exporter', { [P]: 'A', job: 'ops-overview', source: 'security' }),
+        alert('OpsExporterReplicaDown', 'warning', 'exporter', { [P]: 'A', job: 'ops-overview', instance: 'a-2:9471' }),
+        alert('OpsExporterSourceDown', 'warning', 'exporter', { [P]: 'B', job: 'ops-overview', source: 'security' }),
+      ],
+      3,
+    );
+    const nodeDown = find(alerts, { alertname: 'OpsCoreNodeDown', [P]: 'A' });
+    expect(find(alerts, { alertname: 'OpsCoreNodeMetricsStale', [P]: 'A' }).status.inhibitedBy).toEqual([nodeDown.fingerprint]);
+    expect(find(alerts, { alertname: 'OpsCoreNodeMetricsStale', [P]: 'B' }).status.state).toBe('active');
+    const exporterDown = find(alerts, { alertname: 'OpsExporterDown', [P]: 'A' });
+    expect(find(alerts, { alertname: 'OpsExporterSourceDown', [P]: 'A', source: 'security' }).status.inhibitedBy).toEqual([exporterDown.fingerprint]);
+    expect(find(alerts, { alertname: 'OpsExporterReplicaDown', [P]: 'A' }).status.inhibitedBy).toEqual([exporterDown.fingerprint]);
+    expect(find(alerts, { alertname: 'OpsExporterSourceDown', [P]: 'B', source: 'security' }).status.state).toBe('active');
   });
 
   it('never inhibits the Watchdog, and routes it to the dead man\'s switch', async () => {

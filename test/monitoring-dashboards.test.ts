@@ -9,6 +9,11 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { config } from '../monitoring/config.js';
+import { PLATFORM_NEUTRAL, PLATFORM_VARIABLE } from '../monitoring/dashboards/common.js';
+import { exporterDashboard } from '../monitoring/dashboards/exporter.js';
+import { overviewDashboard } from '../monitoring/dashboards/overview.js';
+import { withMatcher } from '../monitoring/promql.js';
+import { PROCESS_METRICS } from '../monitoring/process-metrics.js';
 import { DASHBOARD_UIDS, EXPORTER_PANELS, OVERVIEW_PANELS } from '../monitoring/dashboards/ids.js';
 import { REPO_ROOT } from '../monitoring/generate.js';
 import { alertRules } from '../monitoring/rules.js';
@@ -35,7 +40,18 @@ interface Panel {
   };
   panels?: Panel[];
 }
-type DashboardJson = Record<string, unknown> & { uid: string; panels: Panel[]; templating: { list: { name: string; type: string; query?: unknown; current?: { value: unknown } }[] } };
+interface Variable {
+  name: string;
+  type: string;
+  query?: unknown;
+  definition?: string;
+  current?: { value: unknown };
+  hide?: number;
+  multi?: boolean;
+  includeAll?: boolean;
+  allValue?: string;
+}
+type DashboardJson = Record<string, unknown> & { uid: string; panels: Panel[]; templating: { list: Variable[] } };
 
 /** Panel types Grafana ships today; `graph`, `singlestat`, `table-old` and other deprecated ones are not here. */
 const MODERN_PANEL_TYPES: Record<string, { options?: string; fieldConfig?: string }> = {
@@ -197,6 +213,50 @@ describe('dashboards', () => {
     expect(overrideSteps(panel(d, OVERVIEW_PANELS.statQueues), 'behind').at(-1)!.color).toBe('orange');
   });
 
+  it('have a hidden platform variable ("All") used by every query, the config\'s platform-neutral series aside', () => {
+    expect(config.multiPlatform).toBe(false);
+    const matcher = `${config.platformLabel}=~"$${PLATFORM_VARIABLE}"`;
+    for (const [file, d] of dashboards) {
+      const v = d.templating.list.find((x) => x.name === PLATFORM_VARIABLE);
+      expect(v, file).toMatchObject({ type: 'query', hide: 2, multi: false, includeAll: true, allValue: '.*', current: { value: '$__all' } });
+      expect(v!.definition).toBe(`label_values(up{${config.selectors.exporterJob}}, ${config.platformLabel})`);
+      for (const p of panelsOf(d).filter((x) => x.type !== 'row')) {
+        for (const t of p.targets ?? []) {
+          // Adding the matcher again changes nothing only where every selector already carries it.
+          const stripped = t.expr.replaceAll(`${matcher}, `, '').replaceAll(`{${matcher}}`, '');
+          expect(withMatcher(stripped, matcher, PLATFORM_NEUTRAL), `${file} ${p.title} ${t.refId}`).toBe(t.expr);
+          if (!PLATFORM_NEUTRAL.includes(t.expr)) expect(t.expr, `${file} ${p.title} ${t.refId}`).toContain(matcher);
+        }
+      }
+      // Other variables offer the values of the selected platforms.
+      for (const other of d.templating.list.filter((x) => x.type === 'query' && x.name !== PLATFORM_VARIABLE)) expect(other.definition, other.name).toContain(matcher);
+    }
+  });
+
+  it('with multiPlatform, offer several platforms and tell them apart in legends and tables', () => {
+    const saved = config.multiPlatform;
+    config.multiPlatform = true;
+    try {
+      for (const d of [overviewDashboard(), exporterDashboard()] as unknown as DashboardJson[]) {
+        const v = d.templating.list.find((x) => x.name === PLATFORM_VARIABLE);
+        expect(v, d.uid).toMatchObject({ hide: 0, multi: true, includeAll: true });
+        expect(validator.validate('dashboard', JSON.parse(JSON.stringify(d)), d.uid)).toEqual([]);
+      }
+      const o = overviewDashboard() as unknown as DashboardJson;
+      const legends = panelsOf(o).flatMap((p) => (p.targets ?? []) as { legendFormat?: string }[]).map((t) => t.legendFormat);
+      expect(legends).toContain(`{{${config.platformLabel}}} {{node}}`);
+      expect(legends).toContain(`{{${config.platformLabel}}} {{prefix}}:{{queue}}`);
+      const table = panel(o, OVERVIEW_PANELS.coreNodesTable) as Panel & { transformations: { id: string; options: { indexByName?: Record<string, number>; excludeByName?: Record<string, boolean> } }[] };
+      const organize = table.transformations.find((t) => t.id === 'organize')!.options;
+      expect(organize.indexByName![config.platformLabel]).toBe(0);
+      expect(organize.excludeByName![config.platformLabel]).toBeUndefined();
+    } finally {
+      config.multiPlatform = saved;
+    }
+    const single = panel(overview(), OVERVIEW_PANELS.coreNodesTable) as Panel & { transformations: { id: string; options: { excludeByName?: Record<string, boolean> } }[] };
+    expect(single.transformations.find((t) => t.id === 'organize')!.options.excludeByName![config.platformLabel]).toBe(true);
+  });
+
   it('filter the queue panels with the queue variable', () => {
     const d = overview();
     expect(d.templating.list.find((v) => v.name === 'queue')).toMatchObject({ type: 'query' });
@@ -212,6 +272,23 @@ describe('dashboards', () => {
       expect(exprs).toContain(needle);
     }
     expect(panel(d, EXPORTER_PANELS.durations).fieldConfig!.defaults.unit).toBe('s');
+  });
+
+  it('the exporter dashboard shows the process: resident memory, CPU, event-loop lag and heap of each replica', () => {
+    const d = dashboards.get('ops-overview-exporter.json')!;
+    const job = config.selectors.exporterJob;
+    const m = `${config.platformLabel}=~"$${PLATFORM_VARIABLE}", ${job}`;
+    const expected: [number, string, string][] = [
+      [EXPORTER_PANELS.residentMemory, `${PROCESS_METRICS.residentMemory.name}{${m}}`, 'bytes'],
+      [EXPORTER_PANELS.cpu, `rate(${PROCESS_METRICS.cpuSeconds.name}{${m}}[$__rate_interval])`, 'percentunit'],
+      [EXPORTER_PANELS.eventLoopLag, `${PROCESS_METRICS.eventLoopLagP99.name}{${m}}`, 's'],
+      [EXPORTER_PANELS.heapUsed, `${PROCESS_METRICS.heapUsed.name}{${m}}`, 'bytes'],
+    ];
+    for (const [id, expr, unit] of expected) {
+      const p = panel(d, id);
+      expect(p.targets!.map((t) => t.expr)).toEqual([expr]);
+      expect(p.fieldConfig!.defaults.unit).toBe(unit);
+    }
   });
 
   it('every alert\'s dashboard_url opens an existing dashboard and panel', () => {

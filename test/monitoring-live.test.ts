@@ -1,8 +1,11 @@
 /**
  * The bundle against a real Prometheus (the Debian 2.42 the stack runs):
  * it loads the generated rules, scrapes a stand-in exporter that serves every
- * catalog metric, and answers every dashboard query with data. Proves the
- * queries run on that version, not only that they parse.
+ * catalog metric (and the prom-client default metrics the exporter dashboard
+ * reads), and answers every dashboard query with data. Proves the queries run
+ * on that version, not only that they parse. With one platform (the default,
+ * no platform label), every panel of the dashboards as they were before the
+ * platform variable answers exactly what the same panel answers now.
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
@@ -11,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { KNOWN, METRIC_LIST, MISSING_NODE_STATUS, SOURCE_NAMES, UNKNOWN_LABEL, type MetricDef } from '../src/catalog.js';
 import { REPO_ROOT } from '../monitoring/generate.js';
+import { PROCESS_METRIC_LIST } from '../monitoring/process-metrics.js';
 import { recordingRules } from '../monitoring/rules.js';
 import { EXPORTER_JOB, RULE_FILES } from '../monitoring/stack.js';
 import { allPanels, loadDashboards, substituteGrafanaVariables } from './helpers/monitoring-promql.js';
@@ -82,7 +86,32 @@ function exposition(scrape: number, now: number): string {
       lines.push(`${def.name}${body ? `{${body}}` : ''} ${value}`);
     }
   }
+  for (const def of PROCESS_METRIC_LIST) {
+    lines.push(`# HELP ${def.name} ${def.help}`, `# TYPE ${def.name} ${def.type}`, `${def.name} ${def.type === 'counter' ? scrape * 0.05 : 1000 + scrape}`);
+  }
   return `${lines.join('\n')}\n`;
+}
+
+/** The dashboards as generated before the platform variable existed (test/fixtures/dashboards-before-platform). */
+async function dashboardsBeforePlatform(): Promise<Map<string, { panels?: { id?: number; title?: string; targets?: { expr?: string; refId?: string; legendFormat?: string }[] }[] }>> {
+  const dir = join(REPO_ROOT, 'test/fixtures/dashboards-before-platform');
+  const files = ['ops-overview.json', 'ops-overview-exporter.json'];
+  return new Map(await Promise.all(files.map(async (f) => [f, JSON.parse(await readFile(join(dir, f), 'utf8'))] as const)));
+}
+
+interface Sample {
+  metric: Record<string, string>;
+  value: [number, string];
+}
+
+/** A query's answer as Grafana draws it: each series' labels (those a legend or column could show) and value, sorted. */
+function rendered(result: Sample[], fixedLegend: boolean): string[] {
+  return result
+    .map((r) => {
+      const { __name__: _, ...labels } = r.metric;
+      return JSON.stringify([fixedLegend && result.length === 1 ? {} : labels, r.value[1]]);
+    })
+    .sort();
 }
 
 /** Dashboard queries that may rightly return nothing on a healthy stand-in. */
@@ -174,6 +203,41 @@ describe.runIf(shouldRunWith('prometheus'))('the bundle on a real Prometheus', (
       }
     }
     expect(problems).toEqual([]);
+  });
+
+  it('with one platform, answers every panel query exactly as the dashboards before the platform variable did', async () => {
+    const before = await dashboardsBeforePlatform();
+    const now = await loadDashboards();
+    const at = String(Date.now() / 1000 - 2);
+    const instant = async (expr: string): Promise<Sample[]> => {
+      const res = await fetch(`${base}/api/v1/query`, { method: 'POST', body: new URLSearchParams({ query: expr, time: at }) });
+      const body = (await res.json()) as { status: string; error?: string; data: { result: Sample[] } };
+      if (body.status !== 'success') throw new Error(`${expr}: ${body.error}`);
+      return body.data.result;
+    };
+    const differences: string[] = [];
+    let compared = 0;
+    for (const [file, old] of before) {
+      const current = allPanels(now.get(file)!) as { id?: number; targets?: { expr?: string; refId?: string; legendFormat?: string }[] }[];
+      for (const p of old.panels ?? []) {
+        const newPanel = current.find((x) => x.id === p.id);
+        for (const t of p.targets ?? []) {
+          const newTarget = newPanel?.targets?.find((x) => x.refId === t.refId);
+          if (!t.expr || !newTarget?.expr) {
+            differences.push(`${file} ${p.title} ${t.refId}: gone`);
+            continue;
+          }
+          const fixedLegend = t.legendFormat !== undefined && !t.legendFormat.includes('{{');
+          const [a, b] = await Promise.all([instant(substituteGrafanaVariables(t.expr)), instant(substituteGrafanaVariables(newTarget.expr))]);
+          compared += 1;
+          if (JSON.stringify(rendered(a, fixedLegend)) !== JSON.stringify(rendered(b, fixedLegend))) {
+            differences.push(`${file} ${p.title} ${t.refId}: ${JSON.stringify(rendered(a, fixedLegend))} became ${JSON.stringify(rendered(b, fixedLegend))}`);
+          }
+        }
+      }
+    }
+    expect(differences).toEqual([]);
+    expect(compared).toBeGreaterThan(40);
   });
 
   it('evaluates the alert rules without errors, with only the Watchdog firing at once', async () => {

@@ -14,6 +14,7 @@ import { EXPORTER_JOB, RULE_FILES } from '../monitoring/stack.js';
 import { run, shouldRunWith } from './helpers/monitoring-tools.js';
 
 const FILE = join(REPO_ROOT, 'prometheus/prometheus.yml');
+const HA_FILE = join(REPO_ROOT, 'prometheus/prometheus.ha.yml');
 
 interface PromConfig {
   rule_files: string[];
@@ -40,6 +41,33 @@ describe('prometheus.yml', () => {
 
   it.runIf(shouldRunWith('promtool'))('promtool check config accepts it and its rule files', async () => {
     const res = await run('promtool', ['check', 'config', FILE]);
+    expect(res.code, res.stdout + res.stderr).toBe(0);
+    expect(res.stdout).toContain(`SUCCESS: ${RULE_FILES.length} rule files found`);
+  });
+});
+
+describe('prometheus.ha.yml (one of a Prometheus pair over several platforms)', () => {
+  interface HaConfig {
+    global: { external_labels: Record<string, string> };
+    rule_files: string[];
+    alerting: { alert_relabel_configs: { action: string; regex: string }[]; alertmanagers: { static_configs: { targets: string[] }[] }[] };
+    scrape_configs: { job_name: string; static_configs: { targets: string[]; labels?: Record<string, string> }[] }[];
+  }
+
+  it('sets the platform as a target label, tells the pair apart by an external label that it drops from alerts, and sends to every Alertmanager peer', async () => {
+    const doc = parse(await readFile(HA_FILE, 'utf8')) as HaConfig;
+    const ha = config.ha;
+    expect(doc.global.external_labels).toEqual({ [ha.replicaLabel]: `\${${ha.replicaEnv}}` });
+    expect(doc.alerting.alert_relabel_configs).toEqual([{ action: 'labeldrop', regex: ha.replicaLabel }]);
+    expect(doc.alerting.alertmanagers.flatMap((a) => a.static_configs.flatMap((s) => s.targets))).toEqual([...ha.alertmanagerTargets]);
+    const job = doc.scrape_configs.find((s) => s.job_name === EXPORTER_JOB)!;
+    expect(job.static_configs).toEqual(Object.entries(ha.platforms).map(([platform, targets]) => ({ targets: [...targets], labels: { [config.platformLabel]: platform } })));
+    expect(Object.values(ha.platforms).every((targets) => targets.length >= 2)).toBe(true);
+    expect(doc.rule_files).toEqual([...RULE_FILES]);
+  });
+
+  it.runIf(shouldRunWith('promtool'))('promtool check config accepts it and its rule files', async () => {
+    const res = await run('promtool', ['check', 'config', HA_FILE]);
     expect(res.code, res.stdout + res.stderr).toBe(0);
     expect(res.stdout).toContain(`SUCCESS: ${RULE_FILES.length} rule files found`);
   });

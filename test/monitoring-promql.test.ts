@@ -5,19 +5,21 @@
  */
 import { describe, expect, it } from 'vitest';
 import { METRIC_LIST } from '../src/catalog.js';
+import { config } from '../monitoring/config.js';
+import { PROCESS_METRIC_LIST } from '../monitoring/process-metrics.js';
 import { recordingRules } from '../monitoring/rules.js';
 import { analyze, collectExpressions } from './helpers/monitoring-promql.js';
 
 /**
  * Series Prometheus itself defines, allowed in queries: the exporter's scrape
- * health and size, and the alerts. The exporter serves no process_* or
- * nodejs_* metrics, so those are not allowed.
+ * health and size, and the alerts.
  */
 const PROMETHEUS_DEFINED = new Set(['up', 'scrape_samples_scraped', 'scrape_duration_seconds', 'scrape_series_added', 'scrape_samples_post_metric_relabeling', 'ALERTS', 'ALERTS_FOR_STATE']);
-const CATALOG = new Map(METRIC_LIST.map((m) => [m.name, m]));
+/** The catalog, and the few prom-client default metrics monitoring/process-metrics.ts names (no other process_* or nodejs_*). */
+const CATALOG = new Map<string, { labels: readonly string[] }>([...METRIC_LIST.map((m) => [m.name, m] as const), ...PROCESS_METRIC_LIST.map((m) => [m.name, { labels: [] }] as const)]);
 const RECORDED = new Set(recordingRules.map((r) => r.record));
-/** Labels every scraped series carries besides the catalog's. */
-const TARGET_LABELS = ['job', 'instance'];
+/** Labels every scraped series carries besides the catalog's: the target's, and the platform Prometheus sets. */
+const TARGET_LABELS = ['job', 'instance', config.platformLabel];
 
 describe('PromQL of the bundle', () => {
   it('finds expressions in the rules and in both dashboards', async () => {
@@ -57,6 +59,10 @@ describe('PromQL of the bundle', () => {
     expect(analyze('sum by (node) (ops_core_node_status{status="OFFLINE"}').syntaxErrors).not.toEqual([]);
     expect(analyze('rate(ops_core_node_stauts[5m])').metrics).toEqual(['ops_core_node_stauts']);
     expect(CATALOG.has('ops_core_node_stauts')).toBe(false);
+    // Default metrics outside the explicit list stay unknown.
+    expect(CATALOG.has('process_resident_memory_bytes')).toBe(true);
+    expect(CATALOG.has('process_open_fds')).toBe(false);
+    expect(CATALOG.has('nodejs_eventloop_lag_seconds')).toBe(false);
     expect(analyze('ops_queue_jobs{queue_name="x"}').matchers).toEqual([{ metric: 'ops_queue_jobs', label: 'queue_name' }]);
   });
 });

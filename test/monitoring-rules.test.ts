@@ -1,19 +1,62 @@
 /**
  * The generated Prometheus rules: promtool accepts them, every alert fires
  * with its exact labels and annotations in one scenario and stays quiet in
- * another (promtool test rules), and every rule follows the conventions.
+ * another (promtool test rules), each scenario again with two exporter
+ * replicas and with two platforms, and every rule follows the conventions
+ * (the platform label kept through every aggregation).
  */
 import { access, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parser } from '@prometheus-io/lezer-promql';
 import { parse, stringify } from 'yaml';
+import { config } from '../monitoring/config.js';
 import { REPO_ROOT } from '../monitoring/generate.js';
 import { ALERT_NAMES, alertRules, recordingRules, RECORDED, type AlertName } from '../monitoring/rules.js';
 import { RULE_FILES } from '../monitoring/stack.js';
-import { ALWAYS_FIRING, healthyPlatform, pagingScenarios, promtoolExpectation, ruleCases, type RuleCase } from './helpers/monitoring-rule-cases.js';
+import {
+  ALWAYS_FIRING,
+  haCases,
+  healthyPlatform,
+  NO_PLATFORM_VARIANT,
+  NO_REPLICA_VARIANT,
+  pagingScenarios,
+  promtoolExpectation,
+  ruleCases,
+  type RuleCase,
+} from './helpers/monitoring-rule-cases.js';
 import { run, shouldRunWith, tempDir } from './helpers/monitoring-tools.js';
 
 const ruleFiles = RULE_FILES.map((f) => join(REPO_ROOT, 'prometheus', f));
+/** The cases as written (one replica, no platform label), then with two replicas and with two platforms. */
+const allCases = [...ruleCases, ...haCases(ruleCases)];
+
+/**
+ * Groupings of an expression that lose the platform label: an aggregation
+ * without `by`/`without`, a `by (...)` or `on (...)` without the platform
+ * label, a `without (...)` that drops it.
+ */
+function platformLosses(expr: string): string[] {
+  const platform = config.platformLabel;
+  const losses: string[] = [];
+  const labels = (node: { getChild(name: string): { getChildren(name: string): { from: number; to: number }[] } | null }) =>
+    (node.getChild('GroupingLabels')?.getChildren('LabelName') ?? []).map((l) => expr.slice(l.from, l.to));
+  parser.parse(expr).iterate({
+    enter(ref) {
+      if (ref.name === 'AggregateExpr') {
+        const mod = ref.node.getChild('AggregateModifier');
+        const text = expr.slice(ref.from, ref.to);
+        if (!mod) losses.push(`no by/without: ${text}`);
+        else if (mod.getChild('By') && !labels(mod).includes(platform)) losses.push(`by without ${platform}: ${text}`);
+        else if (mod.getChild('Without') && labels(mod).includes(platform)) losses.push(`without ${platform}: ${text}`);
+      }
+      if (ref.name === 'MatchingModifierClause' && ref.node.getChild('On') && !labels(ref.node).includes(platform)) {
+        losses.push(`on without ${platform}: ${expr.slice(ref.from, ref.to)}`);
+      }
+    },
+  });
+  return losses;
+}
 
 interface RuleFileDoc {
   groups: { name: string; rules: Record<string, unknown>[] }[];
@@ -45,6 +88,26 @@ function promtoolTestDocument(cases: RuleCase[]): object {
 }
 
 describe('rule conventions', () => {
+  it('keeps the platform label through every aggregation and vector match', () => {
+    const losses = [...recordingRules.map((r) => [r.record, r.expr] as const), ...alertRules.map((r) => [r.alert, r.expr] as const)].flatMap(([name, expr]) =>
+      platformLosses(expr).map((l) => `${name}: ${l}`),
+    );
+    expect(losses).toEqual([]);
+    // The check itself sees each way of losing it.
+    expect(platformLosses('max(a) > 0 and on (node) sum by (node) (b) or max without (platform) (c)')).toHaveLength(4);
+    expect(platformLosses('sum by (platform, node) (max without (instance, pod) (a)) and on (platform, node) b')).toEqual([]);
+  });
+
+  it('merges exporter replicas before every sum', () => {
+    const unmerged: string[] = [];
+    for (const r of [...recordingRules, ...alertRules]) {
+      for (const m of r.expr.matchAll(/sum by \([^)]*\) \((.{0,40})/g)) {
+        if (!m[1]!.startsWith(`max without (${config.replicaLabels.join(', ')})`) && !m[1]!.startsWith('rate(ops_source_')) unmerged.push(`${'record' in r ? r.record : r.alert}: ${m[0]}`);
+      }
+    }
+    expect(unmerged).toEqual([]);
+  });
+
   it('names recording rules level:metric:operation', () => {
     for (const r of recordingRules) expect(r.record).toMatch(/^[a-z_]*:[a-z0-9_]+:[a-z0-9_]+$/);
     expect(new Set(recordingRules.map((r) => r.record))).toEqual(new Set(Object.values(RECORDED)));
@@ -83,18 +146,29 @@ describe('rule conventions', () => {
       'OpsCoreNodeDiskHigh',
       'OpsCoreNodeDown',
       'OpsExporterDown',
+      'OpsExporterSourceDown',
       'OpsGuardianCriticalFindingsOpen',
       'OpsProvisioningJobsStuck',
       'OpsQueueNoWorkers',
     ]);
   });
 
-  it('has a firing and a quiet case for every alert', () => {
+  it('has a firing and a quiet case for every alert, each also with two replicas and with two platforms', () => {
     for (const name of ALERT_NAMES) {
-      const cases = ruleCases.filter((c) => c.alert === name);
-      expect(cases.some((c) => c.expected.length > 0), `${name} has no firing case`).toBe(true);
-      if (!ALWAYS_FIRING[name]) expect(cases.some((c) => c.expected.length === 0), `${name} has no quiet case`).toBe(true);
+      const cases = allCases.filter((c) => c.alert === name);
+      const variants: [string, (c: RuleCase) => boolean, boolean][] = [
+        ['', (c) => !c.name.includes(' ['), true],
+        [' with two replicas', (c) => c.name.endsWith('[two replicas]'), !NO_REPLICA_VARIANT[name]],
+        [' with two platforms', (c) => c.name.includes('[two platforms'), !NO_PLATFORM_VARIANT[name]],
+      ];
+      for (const [what, is, required] of variants) {
+        if (!required) continue;
+        expect(cases.some((c) => is(c) && c.expected.length > 0), `${name} has no firing case${what}`).toBe(true);
+        if (!ALWAYS_FIRING[name]) expect(cases.some((c) => is(c) && c.expected.length === 0), `${name} has no quiet case${what}`).toBe(true);
+      }
     }
+    // Its own cases give OpsExporterReplicaDown two replicas.
+    expect(ruleCases.filter((c) => c.alert === 'OpsExporterReplicaDown').every((c) => c.series.filter((x) => x.series.startsWith('up{')).length === 2)).toBe(true);
     // Every severity tier of an alert is seen firing somewhere.
     for (const r of alertRules) {
       const seen = ruleCases.some((c) => c.alert === r.alert && c.expected.some((e) => e.severity === r.severity));
@@ -118,7 +192,7 @@ describe.runIf(shouldRunWith('promtool'))('promtool', () => {
   });
 
   const byAlert = new Map<AlertName, RuleCase[]>();
-  for (const c of ruleCases) byAlert.set(c.alert, [...(byAlert.get(c.alert) ?? []), c]);
+  for (const c of allCases) byAlert.set(c.alert, [...(byAlert.get(c.alert) ?? []), c]);
 
   for (const [alert, cases] of byAlert) {
     it(`test rules: ${alert} (${cases.map((c) => c.name).join('; ')})`, async () => {

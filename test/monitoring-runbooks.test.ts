@@ -6,7 +6,9 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { config } from '../monitoring/config.js';
 import { REPO_ROOT } from '../monitoring/generate.js';
+import { withMatcher } from '../monitoring/promql.js';
 import { ALERT_NAMES, alertRules, runbookUrl } from '../monitoring/rules.js';
 
 const DIR = join(REPO_ROOT, 'docs/runbooks');
@@ -23,6 +25,23 @@ describe('runbooks', () => {
     const rules = alertRules.filter((r) => r.alert === name);
     if (rules.some((r) => SQL_AREAS.has(r.area))) expect(text, `${name}: SQL to confirm`).toContain('```sql');
     for (const r of rules) expect(text, `${name}: states its severity`).toContain(r.severity);
+  });
+
+  it('filters every PromQL selector on the platform label (but where the alert has none)', async () => {
+    const platformless = new Set(['Watchdog', 'OpsExporterAbsent']);
+    const missing: string[] = [];
+    for (const name of ALERT_NAMES.filter((n) => !platformless.has(n))) {
+      const text = await readFile(join(DIR, `${name}.md`), 'utf8');
+      expect(text, `${name}: names the platform label`).toMatch(new RegExp(`\\*\\*Labels?:\\*\\* \`${config.platformLabel}\``));
+      for (const block of text.matchAll(/```promql\n([\s\S]*?)```/g)) {
+        for (const line of block[1]!.split('\n').map((l) => l.replace(/\s+#.*$/, '').trim()).filter(Boolean)) {
+          // Adding the matcher again changes nothing only where every selector already has it.
+          const matcher = `${config.platformLabel}="<platform>"`;
+          if (withMatcher(line.replaceAll(`${matcher}, `, '').replaceAll(`{${matcher}}`, ''), matcher) !== line) missing.push(`${name}: ${line}`);
+        }
+      }
+    }
+    expect(missing).toEqual([]);
   });
 
   it('each runbook_url ends in the runbook\'s file name', () => {

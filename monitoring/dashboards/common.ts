@@ -11,6 +11,7 @@ import {
   QueryVariableBuilder,
   ThresholdsConfigBuilder,
   ThresholdsMode,
+  VariableHide,
   VariableRefresh,
   VariableSort,
   type Dashboard,
@@ -20,6 +21,8 @@ import {
 } from '@grafana/grafana-foundation-sdk/dashboard';
 import { DataqueryBuilder, PromQueryFormat } from '@grafana/grafana-foundation-sdk/prometheus';
 import { config } from '../config.js';
+import { exporterUp, withMatcher } from '../promql.js';
+import { RECORDED } from '../rules.js';
 
 /** Every query and panel reads the `datasource` variable. */
 export const DATASOURCE: common.DataSourceRef = { type: 'prometheus', uid: '${datasource}' };
@@ -33,9 +36,57 @@ export function datasourceVariable(): DatasourceVariableBuilder {
     .current({ selected: true, text: config.grafana.prometheusDatasourceUid, value: config.grafana.prometheusDatasourceUid });
 }
 
-/** A multi-value query variable over one label of a metric, with "All". */
+/** Name of the dashboards' platform variable (`$platform`), whatever the platform label is called. */
+export const PLATFORM_VARIABLE = 'platform';
+
+/** The matcher every dashboard query carries: the selected platforms ("All" is `.*`, which also matches no label). */
+export function platformMatcher(): string {
+  return `${config.platformLabel}=~"$${PLATFORM_VARIABLE}"`;
+}
+
+/**
+ * Series without a platform label by design (the configured backup age
+ * limits, the same for every platform): filtering them on a platform would
+ * hide them.
+ */
+export const PLATFORM_NEUTRAL: readonly string[] = [RECORDED.backupAgeLimit];
+
+/** `expr` with the platform matcher on every selector but the platform-neutral ones. */
+export function forPlatforms(expr: string): string {
+  return withMatcher(expr, platformMatcher(), PLATFORM_NEUTRAL);
+}
+
+/**
+ * The platform variable, like kubernetes-mixin's cluster variable: the
+ * platforms Prometheus scrapes the exporter for. With `multiPlatform` a
+ * multi-value selector with "All"; without, hidden and set to "All", so one
+ * platform (with or without the label) looks as it always did.
+ */
+export function platformVariable(): QueryVariableBuilder {
+  const query = `label_values(${exporterUp()}, ${config.platformLabel})`;
+  return new QueryVariableBuilder(PLATFORM_VARIABLE)
+    .label('Platform')
+    .description(`Platforms (the \`${config.platformLabel}\` label Prometheus puts on the exporter's series) shown by every panel.`)
+    .datasource(DATASOURCE)
+    .query({ qryType: 1, query, refId: 'PrometheusVariableQueryEditor-VariableQuery' })
+    .definition(query)
+    .refresh(VariableRefresh.OnTimeRangeChanged)
+    .sort(VariableSort.AlphabeticalAsc)
+    .multi(config.multiPlatform)
+    .includeAll(true)
+    .allValue('.*')
+    .hide(config.multiPlatform ? VariableHide.DontHide : VariableHide.HideVariable)
+    .current({ selected: true, text: 'All', value: '$__all' });
+}
+
+/** A legend with the platform in front when several platforms can be shown at once. */
+export function legend(format: string): string {
+  return config.multiPlatform ? `{{${config.platformLabel}}} ${format}` : format;
+}
+
+/** A multi-value query variable over one label of a metric (of the selected platforms), with "All". */
 export function labelVariable(name: string, label: string, metric: string, description: string): QueryVariableBuilder {
-  const query = `label_values(${metric}, ${name})`;
+  const query = `label_values(${forPlatforms(metric)}, ${name})`;
   return new QueryVariableBuilder(name)
     .label(label)
     .description(description)
@@ -58,9 +109,9 @@ export interface QueryOptions {
   instant?: boolean;
 }
 
-/** A Prometheus query with refId, datasource and legend. */
+/** A Prometheus query with refId, datasource and legend, filtered on the selected platforms. */
 export function query(refId: string, expr: string, opts: QueryOptions = {}): DataqueryBuilder {
-  const q = new DataqueryBuilder().refId(refId).datasource(DATASOURCE).expr(expr);
+  const q = new DataqueryBuilder().refId(refId).datasource(DATASOURCE).expr(forPlatforms(expr));
   if (opts.legend !== undefined) q.legendFormat(opts.legend);
   if (opts.table) q.format(PromQueryFormat.Table).instant();
   else if (opts.instant) q.instant();

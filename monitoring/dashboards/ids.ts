@@ -69,6 +69,10 @@ export const EXPORTER_PANELS = {
   scrapeSamples: 6,
   scrapeDuration: 7,
   buildInfo: 8,
+  residentMemory: 9,
+  cpu: 10,
+  eventLoopLag: 11,
+  heapUsed: 12,
 } as const;
 
 /** Path of a dashboard relative to Grafana's root (`/d/<uid>/<slug>`). */

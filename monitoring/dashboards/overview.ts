@@ -12,7 +12,7 @@ import { PanelBuilder as TableBuilder } from '@grafana/grafana-foundation-sdk/ta
 import { PanelBuilder as TimeseriesBuilder } from '@grafana/grafana-foundation-sdk/timeseries';
 import { MISSING_NODE_STATUS, UNKNOWN_LABEL } from '../../src/catalog.js';
 import { config, type BackupResourceType } from '../config.js';
-import { exporterUp, humanDuration, oneOf, sel } from '../promql.js';
+import { acrossReplicas, by, exporterUp, humanDuration, oneOf, sel } from '../promql.js';
 import { RECORDED } from '../rules.js';
 import {
   dashedThresholds,
@@ -20,12 +20,14 @@ import {
   fixedColor,
   labelVariable,
   lastValue,
+  legend,
   link,
   mergeAndOrganize,
   query,
   tableLegend,
   thresholds,
   thresholdsOverride,
+  platformVariable,
   unitOverride,
   valueMappings,
   withoutLinkPlacement,
@@ -33,6 +35,15 @@ import {
 import { DASHBOARD_UIDS, dashboardPath, firingAlertsUrl, OVERVIEW_PANELS as P } from './ids.js';
 
 const c = config;
+
+/**
+ * Columns of a table that says which platform a row belongs to: first, and
+ * only when several platforms can be shown (one platform's tables look as
+ * they always did, whether Prometheus sets the label or not).
+ */
+function platformColumn(hide: string[], order: string[]): [string[], string[]] {
+  return c.multiPlatform ? [hide, [c.platformLabel, ...order]] : [[...hide, c.platformLabel], order];
+}
 
 /** A dashboard row and the panels under it. */
 interface Section {
@@ -44,7 +55,11 @@ function section(title: string, id: number, panels: cog.Builder<Panel>[]): Secti
   return { row: new RowBuilder(title).id(id), panels };
 }
 
-/** `expr`, or 0 when the expression is empty but the area's source was collected (no data when it was not). */
+/**
+ * `expr`, or 0 when the expression is empty but the area's source was
+ * collected (no data when it was not). First-row stats add up the selected
+ * platforms.
+ */
 function orZero(expr: string, source: string): string {
   return `${expr}\nor on () ((max(${sel('sourceUp', `source="${source}"`)}) == 1) - 1)`;
 }
@@ -75,17 +90,18 @@ function stat(id: number, title: string, description: string): StatBuilder {
     .decimals(0);
 }
 
-const noWorkersExpr =
-  `count(\n  ${RECORDED.queueReady} > 0\n  and on (prefix, queue) (max by (prefix, queue) (${sel('queueWorkers')}) == 0)\n` +
-  `  unless on (prefix, queue) (max by (prefix, queue) (${sel('queuePaused')}) == 1)\n)`;
-const failureRiseExpr = `sum by (resource_type) (${sel('provisioningFailed24h')} - min_over_time(${sel('provisioningFailed24h')}[${c.provisioning.failureSpikeWindow}]))`;
+const noWorkersExpr = (): string =>
+  `count(\n  ${RECORDED.queueReady} > 0\n  and on (${by('prefix', 'queue')}) (max by (${by('prefix', 'queue')}) (${sel('queueWorkers')}) == 0)\n` +
+  `  unless on (${by('prefix', 'queue')}) (max by (${by('prefix', 'queue')}) (${sel('queuePaused')}) == 1)\n)`;
+const failureRiseExpr = (): string =>
+  `sum by (${by('resource_type')}) (${acrossReplicas(`${sel('provisioningFailed24h')} - min_over_time(${sel('provisioningFailed24h')}[${c.provisioning.failureSpikeWindow}])`)})`;
 const BACKUP_TYPES = Object.keys(c.backups.maxAgeSeconds) as BackupResourceType[];
 
 function firstRow() {
   const coreNodes = stat(P.statCoreNodes, 'Core nodes', 'Expected core nodes that are ONLINE, how many nodes are expected, and how many nodes are OFFLINE, DEGRADED, UNKNOWN or MISSING (each of those raises an alert). MAINTENANCE is not counted as a problem.')
-    .withTarget(query('A', orZero(`count(\n  (max by (node) (${sel('coreNodeStatus', 'status="ONLINE"')}) == 1)\n  and on (node) (max by (node) (${sel('coreNodeExpected')}) == 1)\n)`, 'core_nodes'), { legend: 'ONLINE', instant: true }))
-    .withTarget(query('B', orZero(`count(max by (node) (${sel('coreNodeExpected')}) == 1)`, 'core_nodes'), { legend: 'expected', instant: true }))
-    .withTarget(query('C', orZero(`count(max by (node) (${sel('coreNodeStatus', `status=~"${oneOf(['OFFLINE', 'DEGRADED', UNKNOWN_LABEL, MISSING_NODE_STATUS])}"`)}) == 1)`, 'core_nodes'), { legend: 'not ONLINE', instant: true }))
+    .withTarget(query('A', orZero(`count(\n  (max by (${by('node')}) (${sel('coreNodeStatus', 'status="ONLINE"')}) == 1)\n  and on (${by('node')}) (max by (${by('node')}) (${sel('coreNodeExpected')}) == 1)\n)`, 'core_nodes'), { legend: 'ONLINE', instant: true }))
+    .withTarget(query('B', orZero(`count(max by (${by('node')}) (${sel('coreNodeExpected')}) == 1)`, 'core_nodes'), { legend: 'expected', instant: true }))
+    .withTarget(query('C', orZero(`count(max by (${by('node')}) (${sel('coreNodeStatus', `status=~"${oneOf(['OFFLINE', 'DEGRADED', UNKNOWN_LABEL, MISSING_NODE_STATUS])}"`)}) == 1)`, 'core_nodes'), { legend: 'not ONLINE', instant: true }))
     .overrideByName('ONLINE', [fixedColor('green')])
     .overrideByName('expected', [fixedColor()])
     .overrideByName('not ONLINE', [thresholdsOverride('green', [1, 'red'])])
@@ -94,45 +110,45 @@ function firstRow() {
 
   const queues = stat(P.statQueues, 'Queues behind / without workers', `Queues whose oldest waiting job is older than ${humanDuration(c.queues.oldestWaitingWarningSeconds)} (OpsQueueBacklogGrowing fires when their backlog also grows), and queues with waiting jobs but no connected worker (OpsQueueNoWorkers pages).`)
     .withTarget(query('A', orZero(`count(${RECORDED.queueOldestAge} > ${c.queues.oldestWaitingWarningSeconds})`, 'queues'), { legend: 'behind', instant: true }))
-    .withTarget(query('B', orZero(noWorkersExpr, 'queues'), { legend: 'no workers', instant: true }))
+    .withTarget(query('B', orZero(noWorkersExpr(), 'queues'), { legend: 'no workers', instant: true }))
     .overrideByName('behind', [thresholdsOverride('green', [1, 'orange'])])
     .overrideByName('no workers', [thresholdsOverride('green', [1, 'red'])])
     .noValue('source down')
     .links(statLinks(P.queuesOldestAge, 'queues'));
 
   const stuck = stat(P.statStuck, 'Stuck provisioning jobs', 'Provisioning jobs PENDING or RUNNING for longer than the exporter\'s stuck threshold (OpsProvisioningJobsStuck fires from 1).')
-    .withTarget(query('A', orZero(`sum(${sel('provisioningStuck')})`, 'provisioning'), { legend: 'stuck', instant: true }))
+    .withTarget(query('A', orZero(`sum(${acrossReplicas(sel('provisioningStuck'))})`, 'provisioning'), { legend: 'stuck', instant: true }))
     .thresholds(thresholds('green', [1, 'orange']))
     .noValue('source down')
     .links(statLinks(P.provisioningStuck, 'provisioning'));
 
   const failures = stat(P.statFailures, 'Provisioning failures', `FAILED provisioning jobs created in the last 24 h, and the largest number of new failures of one resource type within ${c.provisioning.failureSpikeWindow} (OpsProvisioningFailureSpike fires from ${c.provisioning.failureSpikeCount}).`)
-    .withTarget(query('A', orZero(`sum(${sel('provisioningFailed24h')})`, 'provisioning'), { legend: '24 h', instant: true }))
-    .withTarget(query('B', orZero(`max(${failureRiseExpr})`, 'provisioning'), { legend: `new in ${c.provisioning.failureSpikeWindow}`, instant: true }))
+    .withTarget(query('A', orZero(`sum(${acrossReplicas(sel('provisioningFailed24h'))})`, 'provisioning'), { legend: '24 h', instant: true }))
+    .withTarget(query('B', orZero(`max(${failureRiseExpr()})`, 'provisioning'), { legend: `new in ${c.provisioning.failureSpikeWindow}`, instant: true }))
     .overrideByName('24 h', [fixedColor()])
     .overrideByName(`new in ${c.provisioning.failureSpikeWindow}`, [thresholdsOverride('green', [c.provisioning.failureSpikeCount, 'orange'])])
     .noValue('source down')
     .links(statLinks(P.provisioningHotspots, 'provisioning'));
 
   const shield = stat(P.statShield, 'Shield blocks', `Migra Shield BLOCK decisions in the last 24 h, and the current BLOCK rate as a multiple of the 24 h average (OpsShieldBlockSurge fires from ${c.security.blockSurgeFactor}x when above ${c.security.blockSurgeMinPerSecond}/s).`)
-    .withTarget(query('A', `sum(${sel('shieldEvents24h', 'decision="BLOCK"')})`, { legend: '24 h', instant: true }))
-    .withTarget(query('B', `${RECORDED.shieldRate5m}{decision="BLOCK"} / ${RECORDED.shield24hPerSecond}{decision="BLOCK"}`, { legend: 'rate vs 24 h avg', instant: true }))
+    .withTarget(query('A', `sum(${acrossReplicas(sel('shieldEvents24h', 'decision="BLOCK"'))})`, { legend: '24 h', instant: true }))
+    .withTarget(query('B', `max(${RECORDED.shieldRate5m}{decision="BLOCK"} / ${RECORDED.shield24hPerSecond}{decision="BLOCK"})`, { legend: 'rate vs 24 h avg', instant: true }))
     .overrideByName('24 h', [fixedColor()])
     .overrideByName('rate vs 24 h avg', [unitOverride('suffix:x'), { id: 'decimals', value: 1 }, thresholdsOverride('green', [c.security.blockSurgeFactor, 'orange'])])
     .noValue('source down')
     .links(statLinks(P.securityDecisions, 'security'));
 
   const findings = stat(P.statFindings, 'Open findings', 'Open Guardian findings of severity CRITICAL (OpsGuardianCriticalFindingsOpen pages from 1) and HIGH (no alert). Empty when Guardian is not installed.')
-    .withTarget(query('A', `sum(${sel('guardianOpenFindings', 'severity="CRITICAL"')})`, { legend: 'CRITICAL', instant: true }))
-    .withTarget(query('B', `sum(${sel('guardianOpenFindings', 'severity="HIGH"')})`, { legend: 'HIGH', instant: true }))
+    .withTarget(query('A', `sum(${acrossReplicas(sel('guardianOpenFindings', 'severity="CRITICAL"'))})`, { legend: 'CRITICAL', instant: true }))
+    .withTarget(query('B', `sum(${acrossReplicas(sel('guardianOpenFindings', 'severity="HIGH"'))})`, { legend: 'HIGH', instant: true }))
     .overrideByName('CRITICAL', [thresholdsOverride('green', [1, 'red'])])
     .overrideByName('HIGH', [fixedColor()])
     .noValue('Guardian not installed')
     .links(statLinks(P.securityFindings, 'security'));
 
   const backups = stat(P.statBackups, 'Last successful backup', 'Age of the last COMPLETED backup per system, orange past its limit (OpsBackupTooOld), and how many systems were never backed up (OpsBackupNeverSucceeded).')
-    .withTarget(query('A', RECORDED.backupAge, { legend: '{{resource_type}}', instant: true }))
-    .withTarget(query('B', orZero(`count(\n  max by (resource_type) (${sel('backupEverSucceeded')}) == 0\n  and on (resource_type) ${RECORDED.backupAgeLimit}\n  unless on () (max(${sel('backupTrackingInstalled')}) == 0)\n)`, 'backups'), { legend: 'never', instant: true }))
+    .withTarget(query('A', c.multiPlatform ? `max by (resource_type) (${RECORDED.backupAge})` : RECORDED.backupAge, { legend: '{{resource_type}}', instant: true }))
+    .withTarget(query('B', orZero(`count(\n  max by (${by('resource_type')}) (${sel('backupEverSucceeded')}) == 0\n  and on (resource_type) ${RECORDED.backupAgeLimit}\n  unless on (${by()}) (max by (${by()}) (${sel('backupTrackingInstalled')}) == 0)\n)`, 'backups'), { legend: 'never', instant: true }))
     .unit('s')
     .decimals(1);
   for (const rt of BACKUP_TYPES) backups.overrideByName(rt, [thresholdsOverride('green', [c.backups.maxAgeSeconds[rt], 'orange'])]);
@@ -141,10 +157,10 @@ function firstRow() {
     .noValue('tracking not configured')
     .links(statLinks(P.backupsTable, 'backups'));
 
-  const sources = stat(P.statSources, 'Exporter', 'Whether Prometheus scrapes the exporter (OpsExporterDown pages when not), and how many of its five sources failed their last collection (OpsExporterSourceDown).')
+  const sources = stat(P.statSources, 'Exporter', 'Whether Prometheus scrapes every exporter replica (OpsExporterDown pages when none of a platform\'s is, OpsExporterReplicaDown tickets for one), and how many of its five sources failed their last collection on some replica (OpsExporterSourceDown).')
     .withTarget(query('A', `min(${exporterUp()})`, { legend: 'exporter', instant: true }))
-    .withTarget(query('B', `count(${sel('sourceUp')} == 1) or on () ((min(${exporterUp()}) == 1) - 1)`, { legend: 'sources up', instant: true }))
-    .withTarget(query('C', `count(${sel('sourceUp')} == 0) or on () ((min(${exporterUp()}) == 1) - 1)`, { legend: 'sources down', instant: true }))
+    .withTarget(query('B', `count(min by (${by('source')}) (${sel('sourceUp')}) == 1) or on () ((min(${exporterUp()}) == 1) - 1)`, { legend: 'sources up', instant: true }))
+    .withTarget(query('C', `count(min by (${by('source')}) (${sel('sourceUp')}) == 0) or on () ((min(${exporterUp()}) == 1) - 1)`, { legend: 'sources down', instant: true }))
     .overrideByName('exporter', [{ id: 'mappings', value: valueMappings({ '0': { text: 'DOWN', color: 'red' }, '1': { text: 'UP', color: 'green' } }) }, fixedColor('green')])
     .overrideByName('sources up', [fixedColor()])
     .overrideByName('sources down', [thresholdsOverride('green', [1, 'orange'])])
@@ -193,18 +209,17 @@ function coreNodesRow(): Section {
     .description(`Every core node: status (OFFLINE pages after ${c.coreNodes.downFor}), role, whether it is expected, CPU, RAM and disk utilisation from its latest metrics sample (coloured at the alert thresholds), and how old that sample is (stale after ${humanDuration(c.coreNodes.metricsStaleAfterSeconds)}). Empty cells are unknown values, never zero.`)
     .height(10)
     .span(24)
-    .withTarget(query('A', `max by (node, status) (${sel('coreNodeStatus')}) == 1`, { table: true }))
-    .withTarget(query('B', `max by (node, role) (${sel('coreNodeInfo')})`, { table: true }))
-    .withTarget(query('C', `max by (node) (${sel('coreNodeExpected')})`, { table: true }))
-    .withTarget(query('D', `max by (node) (${sel('coreNodeCpu')})`, { table: true }))
-    .withTarget(query('E', `max by (node) (${sel('coreNodeMemory')})`, { table: true }))
-    .withTarget(query('F', `max by (node) (${sel('coreNodeDisk')})`, { table: true }))
+    .withTarget(query('A', `max by (${by('node', 'status')}) (${sel('coreNodeStatus')}) == 1`, { table: true }))
+    .withTarget(query('B', `max by (${by('node', 'role')}) (${sel('coreNodeInfo')})`, { table: true }))
+    .withTarget(query('C', `max by (${by('node')}) (${sel('coreNodeExpected')})`, { table: true }))
+    .withTarget(query('D', `max by (${by('node')}) (${sel('coreNodeCpu')})`, { table: true }))
+    .withTarget(query('E', `max by (${by('node')}) (${sel('coreNodeMemory')})`, { table: true }))
+    .withTarget(query('F', `max by (${by('node')}) (${sel('coreNodeDisk')})`, { table: true }))
     .withTarget(query('G', RECORDED.nodeMetricsAge, { table: true }))
     .transformations(
       mergeAndOrganize(
         { 'Value #C': 'expected', 'Value #D': 'CPU', 'Value #E': 'RAM', 'Value #F': 'disk', 'Value #G': 'metrics age' },
-        ['Time', 'Value #A', 'Value #B'],
-        ['node', 'status', 'role', 'Value #C', 'Value #D', 'Value #E', 'Value #F', 'Value #G'],
+        ...platformColumn(['Time', 'Value #A', 'Value #B'], ['node', 'status', 'role', 'Value #C', 'Value #D', 'Value #E', 'Value #F', 'Value #G']),
       ),
     )
     .unit('short')
@@ -227,7 +242,7 @@ function coreNodesRow(): Section {
       .description(what)
       .height(8)
       .span(8)
-      .withTarget(query('A', `max by (node) (${sel(key)})`, { legend: '{{node}}' }))
+      .withTarget(query('A', `max by (${by('node')}) (${sel(key)})`, { legend: legend('{{node}}') }))
       .unit('percentunit')
       .min(0)
       .max(1)
@@ -252,7 +267,7 @@ function queuesRow(): Section {
       .description(description)
       .height(8)
       .span(12)
-      .withTarget(query('A', expr, { legend: '{{prefix}}:{{queue}}' }))
+      .withTarget(query('A', expr, { legend: legend('{{prefix}}:{{queue}}') }))
       .unit(unit)
       .min(0)
       .legend(tableLegend());
@@ -261,9 +276,22 @@ function queuesRow(): Section {
     series(P.queuesOldestAge, 'Oldest waiting job', `Age of the oldest job still waiting per queue; the dashed line is the OpsQueueBacklogGrowing age threshold (${humanDuration(c.queues.oldestWaitingWarningSeconds)}).`, `${RECORDED.queueOldestAge}{${q}}`, 's')
       .thresholds(thresholds('green', [c.queues.oldestWaitingWarningSeconds, 'orange']))
       .thresholdsStyle(dashedThresholds()),
-    series(P.queuesWorkers, 'Workers', `Workers connected per queue. A queue with waiting jobs and 0 workers for ${c.queues.noWorkersFor} pages (OpsQueueNoWorkers). Empty when Redis forbids CLIENT LIST.`, `max by (prefix, queue) (${sel('queueWorkers', q)})`, 'short'),
-    series(P.queuesFailed, 'Failed jobs', 'Jobs in the failed set per queue (BullMQ keeps them until removed): a rising line means jobs are failing now.', `sum by (prefix, queue) (${sel('queueJobs', `state="failed", ${q}`)})`, 'short'),
+    series(P.queuesWorkers, 'Workers', `Workers connected per queue. A queue with waiting jobs and 0 workers for ${c.queues.noWorkersFor} pages (OpsQueueNoWorkers). Empty when Redis forbids CLIENT LIST.`, `max by (${by('prefix', 'queue')}) (${sel('queueWorkers', q)})`, 'short'),
+    series(P.queuesFailed, 'Failed jobs', 'Jobs in the failed set per queue (BullMQ keeps them until removed): a rising line means jobs are failing now.', `sum by (${by('prefix', 'queue')}) (${acrossReplicas(sel('queueJobs', `state="failed", ${q}`))})`, 'short'),
   ]);
+}
+
+/** Columns of the failure hotspots table. */
+function hotspotsColumns() {
+  const [hide, order] = platformColumn(['Time'], ['action', 'resource_type', 'Value']);
+  return {
+    id: 'organize',
+    options: {
+      excludeByName: Object.fromEntries(hide.map((h) => [h, true])),
+      renameByName: { Value: 'failures (24 h)' },
+      indexByName: Object.fromEntries(order.map((name, i) => [name, i])),
+    },
+  };
 }
 
 function provisioningRow(): Section {
@@ -273,7 +301,7 @@ function provisioningRow(): Section {
     .description(`Provisioning jobs PENDING or RUNNING longer than the exporter's stuck threshold, per queue type; any stuck job for ${c.provisioning.stuckFor} raises OpsProvisioningJobsStuck.`)
     .height(8)
     .span(12)
-    .withTarget(query('A', `sum by (type) (${sel('provisioningStuck')})`, { legend: '{{type}}' }))
+    .withTarget(query('A', `sum by (${by('type')}) (${acrossReplicas(sel('provisioningStuck'))})`, { legend: legend('{{type}}') }))
     .unit('short')
     .min(0)
     .thresholds(thresholds('green', [1, 'orange']))
@@ -285,8 +313,8 @@ function provisioningRow(): Section {
     .description('FAILED provisioning jobs of the last 24 h by action and resource type, most first: where failures concentrate.')
     .height(8)
     .span(12)
-    .withTarget(query('A', `sort_desc(topk(20, sum by (action, resource_type) (${sel('provisioningFailed24h')}) > 0))`, { table: true }))
-    .transformations([{ id: 'organize', options: { excludeByName: { Time: true }, renameByName: { Value: 'failures (24 h)' }, indexByName: { action: 0, resource_type: 1, Value: 2 } } }])
+    .withTarget(query('A', `sort_desc(topk(20, sum by (${by('action', 'resource_type')}) (${acrossReplicas(sel('provisioningFailed24h'))}) > 0))`, { table: true }))
+    .transformations([hotspotsColumns()])
     .unit('short')
     .noValue('No failure in 24 h');
   const failures = new TimeseriesBuilder()
@@ -295,7 +323,7 @@ function provisioningRow(): Section {
     .description(`FAILED jobs of the last 24 h per resource type (a sliding window). A rise of ${c.provisioning.failureSpikeCount} within ${c.provisioning.failureSpikeWindow} raises OpsProvisioningFailureSpike.`)
     .height(8)
     .span(12)
-    .withTarget(query('A', RECORDED.failed24hByResourceType, { legend: '{{resource_type}}' }))
+    .withTarget(query('A', RECORDED.failed24hByResourceType, { legend: legend('{{resource_type}}') }))
     .unit('short')
     .min(0)
     .legend(tableLegend());
@@ -305,7 +333,7 @@ function provisioningRow(): Section {
     .description('Non-terminal provisioning jobs (PENDING, RUNNING, DELAYED) over time: the platform\'s provisioning load.')
     .height(8)
     .span(12)
-    .withTarget(query('A', `sum by (status) (${sel('provisioningJobs')})`, { legend: '{{status}}' }))
+    .withTarget(query('A', `sum by (${by('status')}) (${acrossReplicas(sel('provisioningJobs'))})`, { legend: legend('{{status}}') }))
     .unit('short')
     .min(0)
     .legend(tableLegend());
@@ -319,7 +347,7 @@ function securityRow(): Section {
     .description(`Migra Shield decisions per second by decision (5-minute rate). A BLOCK rate over ${c.security.blockSurgeFactor}x its 24 h average and above ${c.security.blockSurgeMinPerSecond}/s for ${c.security.blockSurgeFor} raises OpsShieldBlockSurge.`)
     .height(8)
     .span(12)
-    .withTarget(query('A', RECORDED.shieldRate5m, { legend: '{{decision}}' }))
+    .withTarget(query('A', RECORDED.shieldRate5m, { legend: legend('{{decision}}') }))
     .unit('reqps')
     .min(0)
     .legend(tableLegend());
@@ -329,7 +357,7 @@ function securityRow(): Section {
     .description('Migra Shield decisions with a timestamp in the last 24 hours, by decision (UNKNOWN for missing or unrecognised decisions).')
     .height(8)
     .span(12)
-    .withTarget(query('A', `sum by (decision) (${sel('shieldEvents24h')})`, { legend: '{{decision}}', instant: true }))
+    .withTarget(query('A', `sum by (${by('decision')}) (${acrossReplicas(sel('shieldEvents24h'))})`, { legend: legend('{{decision}}'), instant: true }))
     .reduceOptions(lastValue())
     .orientation(common.VizOrientation.Horizontal)
     .displayMode(common.BarGaugeDisplayMode.Basic)
@@ -341,7 +369,7 @@ function securityRow(): Section {
     .description('Migra Shield policies by mode: ENFORCE blocks, MONITOR only logs, DISABLED does nothing.')
     .height(8)
     .span(12)
-    .withTarget(query('A', `sum by (mode) (${sel('shieldPolicies')})`, { legend: '{{mode}}', instant: true }))
+    .withTarget(query('A', `sum by (${by('mode')}) (${acrossReplicas(sel('shieldPolicies'))})`, { legend: legend('{{mode}}'), instant: true }))
     .reduceOptions(lastValue())
     .orientation(common.VizOrientation.Horizontal)
     .displayMode(common.BarGaugeDisplayMode.Basic)
@@ -353,14 +381,15 @@ function securityRow(): Section {
     .description(`Open Guardian findings by severity; any CRITICAL one open for ${c.security.guardianCriticalFor} pages (OpsGuardianCriticalFindingsOpen). Empty when Guardian is not installed.`)
     .height(8)
     .span(12)
-    .withTarget(query('A', `sum by (severity) (${sel('guardianOpenFindings')})`, { legend: '{{severity}}', instant: true }))
+    .withTarget(query('A', `sum by (${by('severity')}) (${acrossReplicas(sel('guardianOpenFindings'))})`, { legend: legend('{{severity}}'), instant: true }))
     .reduceOptions(lastValue())
     .orientation(common.VizOrientation.Horizontal)
     .displayMode(common.BarGaugeDisplayMode.Basic)
     .unit('short')
     .thresholds(thresholds('blue'))
-    .overrideByName('CRITICAL', [thresholdsOverride('green', [1, 'red'])])
     .noValue('Guardian not installed');
+  if (c.multiPlatform) findings.overrideByRegexp('.* CRITICAL', [thresholdsOverride('green', [1, 'red'])]);
+  else findings.overrideByName('CRITICAL', [thresholdsOverride('green', [1, 'red'])]);
   return section('Security', P.rowSecurity, [decisions, decisions24h, policies, findings]);
 }
 
@@ -372,16 +401,16 @@ function backupsRow(): Section {
     .height(8)
     .span(12)
     .withTarget(query('A', RECORDED.backupAge, { table: true }))
-    .withTarget(query('B', RECORDED.backupAgeLimit, { table: true }))
-    .withTarget(query('C', `${RECORDED.backupAge} / on (resource_type) ${RECORDED.backupAgeLimit}`, { table: true }))
-    .withTarget(query('D', `max by (resource_type) (${sel('backupLastSuccess')}) * 1000`, { table: true }))
-    .withTarget(query('E', `max by (resource_type) (${sel('backupLastFailure')}) * 1000`, { table: true }))
-    .withTarget(query('F', `max by (resource_type) (${sel('backupEverSucceeded')})`, { table: true }))
+    // The limits have no platform label: with several platforms, one row per platform and type needs them joined in.
+    .withTarget(query('B', c.multiPlatform ? `0 * max by (${by('resource_type')}) (${sel('backupEverSucceeded')}) + on (resource_type) group_left ${RECORDED.backupAgeLimit}` : RECORDED.backupAgeLimit, { table: true }))
+    .withTarget(query('C', `${RECORDED.backupAge} / on (resource_type) group_left ${RECORDED.backupAgeLimit}`, { table: true }))
+    .withTarget(query('D', `max by (${by('resource_type')}) (${sel('backupLastSuccess')}) * 1000`, { table: true }))
+    .withTarget(query('E', `max by (${by('resource_type')}) (${sel('backupLastFailure')}) * 1000`, { table: true }))
+    .withTarget(query('F', `max by (${by('resource_type')}) (${sel('backupEverSucceeded')})`, { table: true }))
     .transformations(
       mergeAndOrganize(
         { 'Value #A': 'age', 'Value #B': 'limit', 'Value #C': 'of limit', 'Value #D': 'last success', 'Value #E': 'last failure', 'Value #F': 'ever succeeded' },
-        ['Time'],
-        ['resource_type', 'Value #A', 'Value #B', 'Value #C', 'Value #D', 'Value #E', 'Value #F'],
+        ...platformColumn(['Time'], ['resource_type', 'Value #A', 'Value #B', 'Value #C', 'Value #D', 'Value #E', 'Value #F']),
       ),
     )
     .unit('short')
@@ -398,7 +427,7 @@ function backupsRow(): Section {
     .description('Age of the last COMPLETED backup per resource type (solid) against its configured limit (dashed): a solid line crossing its dashed line raises OpsBackupTooOld.')
     .height(8)
     .span(12)
-    .withTarget(query('A', RECORDED.backupAge, { legend: '{{resource_type}}' }))
+    .withTarget(query('A', RECORDED.backupAge, { legend: legend('{{resource_type}}') }))
     .withTarget(query('B', RECORDED.backupAgeLimit, { legend: '{{resource_type}} limit' }))
     .unit('s')
     .min(0)
@@ -419,6 +448,7 @@ export function overviewDashboard(): Dashboard {
     .refresh(config.grafana.refresh)
     .tooltip(DashboardCursorSync.Crosshair)
     .withVariable(datasourceVariable())
+    .withVariable(platformVariable())
     .withVariable(labelVariable('queue', 'Queue', sel('queueJobs'), 'BullMQ queues shown on the Queues row.'))
     .link(link('Exporter', dashboardPath('exporter')))
     .link(link('Firing alerts', firingAlertsUrl(), false))

@@ -20,6 +20,11 @@
  * Prometheus's `--rules.alert.resend-delay` (a flag, default 1m) is compressed too.
  * Expressions, labels, annotations, routes, matchers and inhibitions stay as
  * generated.
+ *
+ * {@link startHaStack} runs the HA topology of prometheus/prometheus.ha.yml
+ * from the same pieces: several platforms with their exporter replicas, a
+ * Prometheus pair with different `replica` external labels, an Alertmanager
+ * cluster gossiping on loopback ports.
  */
 import { writeFileSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
@@ -32,7 +37,8 @@ import { REPO_ROOT } from '../../monitoring/generate.js';
 import { EXPORTER_JOB, RULE_FILES } from '../../monitoring/stack.js';
 import type { TestDatabase } from './db.js';
 import { buildTestExporter } from './exporter.js';
-import { startDaemon, tempDir, waitFor, type Daemon } from './monitoring-tools.js';
+import { config } from '../../monitoring/config.js';
+import { freePort, startDaemon, tempDir, waitFor, type Daemon } from './monitoring-tools.js';
 import type { TestRedis } from './redis.js';
 
 /** Every duration of the bundle is divided by this: 30 s scrapes become 500 ms, `for: 5m` becomes 5 s. */
@@ -307,6 +313,115 @@ async function getJson<T>(url: string, init?: RequestInit): Promise<T> {
   return body.data;
 }
 
+/** The bundle's rule files, compressed, written into `dir`; their paths. */
+async function writeCompressedRules(dir: string): Promise<string[]> {
+  const ruleFiles: string[] = [];
+  for (const f of RULE_FILES) {
+    const out = join(dir, f.replace('rules/', ''));
+    await writeFile(out, stringify(compressRuleFile(parse(await readFile(join(REPO_ROOT, 'prometheus', f), 'utf8')) as RuleFile)));
+    ruleFiles.push(out);
+  }
+  return ruleFiles;
+}
+
+/** The bundle's alertmanager.yml, compressed, its receivers posting to `receiverBase`, written into `dir`. */
+async function writeAlertmanagerConfig(dir: string, receiverBase: string): Promise<string> {
+  const amDoc = compressAlertmanagerConfig(parse(await readFile(join(REPO_ROOT, 'alertmanager/alertmanager.yml'), 'utf8')) as AlertmanagerDoc, receiverBase);
+  const file = join(dir, 'alertmanager.yml');
+  await writeFile(file, stringify(amDoc));
+  return file;
+}
+
+/**
+ * Gossip settings of a test's Alertmanager cluster. Alertmanager's default
+ * peer timeout (15 s: how long the n-th peer waits for the first to notify
+ * before it notifies itself) is cut to 1 s; gossip stays far faster than
+ * that (100 ms), so a peer always learns of a notification before its turn.
+ */
+const CLUSTER_FLAGS = ['--cluster.peer-timeout=1s', '--cluster.gossip-interval=100ms', '--cluster.pushpull-interval=1s', '--cluster.reconnect-interval=1s', '--cluster.settle-timeout=2s'];
+
+/** Starts one Alertmanager; `cluster` gives its gossip port and its peers' (none: no clustering). */
+function startAlertmanager(dir: string, name: string, configFile: string, cluster?: { port: number; peers: number[] }): Promise<Daemon> {
+  return startDaemon('prometheus-alertmanager', (port, attempt) => [
+    `--config.file=${configFile}`,
+    `--storage.path=${join(dir, `${name}-${attempt}`)}`,
+    `--web.listen-address=127.0.0.1:${port}`,
+    ...(cluster
+      ? [`--cluster.listen-address=127.0.0.1:${cluster.port}`, ...cluster.peers.map((p) => `--cluster.peer=127.0.0.1:${p}`), ...CLUSTER_FLAGS]
+      : ['--cluster.listen-address=']),
+  ]);
+}
+
+/** An exporter of the test listening on loopback. */
+export interface RunningExporter {
+  app: FastifyInstance;
+  /** host:port Prometheus scrapes. */
+  target: string;
+}
+
+/** Builds an exporter on a test's database and Redis prefix, collecting every second, listening on `port` (0: any). */
+async function startExporter(db: TestDatabase, redis: TestRedis, env: Record<string, string> = {}, port = 0): Promise<RunningExporter> {
+  const app = await buildTestExporter({
+    db,
+    redis,
+    startCollection: true,
+    env: { OPS_COLLECT_INTERVAL_SECONDS: '1', OPS_QUEUE_DISCOVERY_INTERVAL_SECONDS: '1', ...env },
+  });
+  try {
+    await app.listen({ port, host: '127.0.0.1' });
+  } catch (err) {
+    await app.close();
+    throw err;
+  }
+  const address = app.server.address();
+  return { app, target: `127.0.0.1:${typeof address === 'object' && address ? address.port : 0}` };
+}
+
+/** A Prometheus of the test and what the tests ask it. */
+export interface TestPrometheus {
+  base: string;
+  query(expr: string): Promise<PromSample[]>;
+  alerts(): Promise<PromAlert[]>;
+  stop(): Promise<void>;
+}
+
+function prometheusClient(daemon: Daemon): TestPrometheus {
+  return {
+    base: daemon.base,
+    async query(expr) {
+      const data = await getJson<{ resultType: string; result: PromSample[] }>(`${daemon.base}/api/v1/query`, { method: 'POST', body: new URLSearchParams({ query: expr }) });
+      return data.result;
+    },
+    async alerts() {
+      return (await getJson<{ alerts: PromAlert[] }>(`${daemon.base}/api/v1/alerts`)).alerts;
+    },
+    stop: daemon.stop,
+  };
+}
+
+/** Starts Prometheus with the config `render(port, attempt)` writes; time compressed like everything else. */
+function startPrometheus(dir: string, name: string, render: (port: number) => object, env: Record<string, string> = {}, flags: string[] = []): Promise<Daemon> {
+  return startDaemon(
+    'prometheus',
+    (port, attempt) => {
+      const file = join(dir, `${name}-${attempt}.yml`);
+      writeFileSync(file, stringify(render(port)));
+      return [
+        `--config.file=${file}`,
+        `--storage.tsdb.path=${join(dir, `${name}-tsdb-${attempt}`)}`,
+        `--web.listen-address=127.0.0.1:${port}`,
+        // Prometheus's own default (1m), compressed like the rest: a firing alert sent before the
+        // notifier had found Alertmanager would otherwise only be sent again a minute later.
+        `--rules.alert.resend-delay=${compressDuration('1m')}`,
+        ...flags,
+      ];
+    },
+    '/-/ready',
+    20_000,
+    env,
+  );
+}
+
 /**
  * Starts the webhook receiver, Alertmanager, the exporter and Prometheus
  * (in that order: each needs the address of the one before), with the
@@ -324,50 +439,20 @@ export async function startE2EStack(opts: E2EStackOptions): Promise<E2EStack> {
     const receiver = await startWebhookReceiver();
     stoppers.push(receiver.close);
 
-    const amDoc = compressAlertmanagerConfig(parse(await readFile(join(REPO_ROOT, 'alertmanager/alertmanager.yml'), 'utf8')) as AlertmanagerDoc, receiver.base);
-    const amConfig = join(dir.path, 'alertmanager.yml');
-    await writeFile(amConfig, stringify(amDoc));
-    const am: Daemon = await startDaemon('prometheus-alertmanager', (port, attempt) => [
-      `--config.file=${amConfig}`,
-      `--storage.path=${join(dir.path, `am-${attempt}`)}`,
-      `--web.listen-address=127.0.0.1:${port}`,
-      '--cluster.listen-address=',
-    ]);
+    const am = await startAlertmanager(dir.path, 'am', await writeAlertmanagerConfig(dir.path, receiver.base));
     stoppers.push(am.stop);
 
-    const exporter = await buildTestExporter({
-      db: opts.db,
-      redis: opts.redis,
-      startCollection: true,
-      env: { OPS_COLLECT_INTERVAL_SECONDS: '1', OPS_QUEUE_DISCOVERY_INTERVAL_SECONDS: '1', ...opts.exporterEnv },
-    });
+    const { app: exporter, target: exporterTarget } = await startExporter(opts.db, opts.redis, opts.exporterEnv);
     stoppers.push(() => exporter.close());
-    await exporter.listen({ port: 0, host: '127.0.0.1' });
-    const exporterAddress = exporter.server.address();
-    const exporterTarget = `127.0.0.1:${typeof exporterAddress === 'object' && exporterAddress ? exporterAddress.port : 0}`;
 
-    const ruleFiles: string[] = [];
-    for (const f of RULE_FILES) {
-      const out = join(dir.path, f.replace('rules/', ''));
-      await writeFile(out, stringify(compressRuleFile(parse(await readFile(join(REPO_ROOT, 'prometheus', f), 'utf8')) as RuleFile)));
-      ruleFiles.push(out);
-    }
+    const ruleFiles = await writeCompressedRules(dir.path);
     const promSource = parse(await readFile(join(REPO_ROOT, 'prometheus/prometheus.yml'), 'utf8')) as PrometheusDoc;
     const startedAt = Date.now();
-    const prometheus = await startDaemon('prometheus', (port, attempt) => {
-      const file = join(dir.path, `prometheus-${attempt}.yml`);
-      const targets = { exporter: exporterTarget, prometheus: `127.0.0.1:${port}`, alertmanager: am.base.replace('http://', '') };
-      writeFileSync(file, stringify(compressPrometheusConfig(promSource, targets, ruleFiles)));
-      return [
-        `--config.file=${file}`,
-        `--storage.tsdb.path=${join(dir.path, `tsdb-${attempt}`)}`,
-        `--web.listen-address=127.0.0.1:${port}`,
-        // Prometheus's own default (1m), compressed like the rest: a firing alert sent before the
-        // notifier had found Alertmanager would otherwise only be sent again a minute later.
-        `--rules.alert.resend-delay=${compressDuration('1m')}`,
-      ];
-    });
-    stoppers.push(prometheus.stop);
+    const daemon = await startPrometheus(dir.path, 'prometheus', (port) =>
+      compressPrometheusConfig(promSource, { exporter: exporterTarget, prometheus: `127.0.0.1:${port}`, alertmanager: am.base.replace('http://', '') }, ruleFiles),
+    );
+    stoppers.push(daemon.stop);
+    const prometheus = prometheusClient(daemon);
 
     return {
       prometheus: prometheus.base,
@@ -375,16 +460,151 @@ export async function startE2EStack(opts: E2EStackOptions): Promise<E2EStack> {
       receiver,
       exporter,
       startedAt,
-      async query(expr) {
-        const data = await getJson<{ resultType: string; result: PromSample[] }>(`${prometheus.base}/api/v1/query`, { method: 'POST', body: new URLSearchParams({ query: expr }) });
-        return data.result;
-      },
+      query: prometheus.query,
       labelValues(label, match) {
         return getJson<string[]>(`${prometheus.base}/api/v1/label/${label}/values?${new URLSearchParams({ 'match[]': match })}`);
       },
-      async alerts() {
-        return (await getJson<{ alerts: PromAlert[] }>(`${prometheus.base}/api/v1/alerts`)).alerts;
+      alerts: prometheus.alerts,
+      stop: stopAll,
+    };
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+}
+
+// ---- the HA stack ---------------------------------------------------------------
+
+interface HaPrometheusDoc extends PrometheusDoc {
+  alerting: { alert_relabel_configs?: unknown[]; alertmanagers: { static_configs: { targets: string[] }[] }[] };
+  scrape_configs: { job_name: string; static_configs?: { targets: string[]; labels?: Record<string, string> }[] }[];
+}
+
+/**
+ * prometheus.ha.yml compressed, its platforms replaced by the test's (in
+ * order: the file's first platform becomes the test's first), each with its
+ * exporter targets and its platform label value; every Alertmanager peer a
+ * target of the notifier.
+ */
+export function compressHaPrometheusConfig(doc: HaPrometheusDoc, platforms: [string, string[]][], self: string, alertmanagers: string[], ruleFiles: string[]): HaPrometheusDoc {
+  const out = structuredClone(doc);
+  compressDurations(out, 'prometheus.ha.yml');
+  out.rule_files = ruleFiles;
+  for (const am of out.alerting.alertmanagers) am.static_configs = [{ targets: alertmanagers }];
+  for (const s of out.scrape_configs) {
+    if (s.job_name === EXPORTER_JOB) {
+      const generated = s.static_configs ?? [];
+      if (generated.length < platforms.length) throw new Error(`prometheus.ha.yml has ${generated.length} platforms, the test ${platforms.length}`);
+      s.static_configs = platforms.map(([name, targets], i) => ({ targets, labels: { ...generated[i]!.labels, [config.platformLabel]: name } }));
+    } else if (s.job_name === 'prometheus') s.static_configs = [{ targets: [self] }];
+    else if (s.job_name === 'alertmanager') s.static_configs = [{ targets: alertmanagers }];
+    else throw new Error(`prometheus.ha.yml: no test target for scrape job ${s.job_name}`);
+  }
+  return out;
+}
+
+/** One platform of the HA stack: its own database and Redis prefix, served by `replicas` exporters. */
+export interface HaPlatform {
+  name: string;
+  db: TestDatabase;
+  redis: TestRedis;
+  replicas: number;
+}
+
+/** The running HA stack. */
+export interface HaStack {
+  receiver: WebhookReceiver;
+  /** The Prometheus pair (`replica` external labels `1`, `2`, ...). */
+  prometheus: TestPrometheus[];
+  /** The Alertmanager peers' base URLs. */
+  alertmanagers: string[];
+  /** Exporter targets (host:port) per platform, in replica order. */
+  targets: Record<string, string[]>;
+  /** Stops one exporter replica (its port stops answering). */
+  killExporter(platform: string, replica: number): Promise<void>;
+  /** Starts a stopped replica again on the same port. */
+  restartExporter(platform: string, replica: number): Promise<void>;
+  killPrometheus(index: number): Promise<void>;
+  killAlertmanager(index: number): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the webhook receiver, an Alertmanager cluster of `alertmanagers`
+ * peers gossiping on loopback, every platform's exporter replicas, and
+ * `prometheus` Prometheus running prometheus.ha.yml (the same rules, each
+ * with its own `replica` external label, sending to every peer), all with
+ * time compressed as this file's header says.
+ */
+export async function startHaStack(opts: { label: string; platforms: HaPlatform[]; alertmanagers: number; prometheus: number }): Promise<HaStack> {
+  const stoppers: (() => Promise<unknown>)[] = [];
+  const stopAll = async () => {
+    for (const stop of stoppers.reverse()) await stop().catch(() => undefined);
+    stoppers.length = 0;
+  };
+  try {
+    const dir = await tempDir(`e2e-${opts.label}`);
+    stoppers.push(dir.cleanup);
+    const receiver = await startWebhookReceiver();
+    stoppers.push(receiver.close);
+
+    const amConfig = await writeAlertmanagerConfig(dir.path, receiver.base);
+    const gossipPorts: number[] = [];
+    for (let i = 0; i < opts.alertmanagers; i++) gossipPorts.push(await freePort());
+    const peers = await Promise.all(
+      gossipPorts.map((port, i) => startAlertmanager(dir.path, `am${i + 1}`, amConfig, { port, peers: gossipPorts.filter((p) => p !== port) })),
+    );
+    for (const am of peers) stoppers.push(am.stop);
+
+    const exporters: Record<string, (RunningExporter | undefined)[]> = {};
+    const targets: Record<string, string[]> = {};
+    for (const p of opts.platforms) {
+      exporters[p.name] = [];
+      for (let i = 0; i < p.replicas; i++) exporters[p.name]!.push(await startExporter(p.db, p.redis));
+      targets[p.name] = exporters[p.name]!.map((e) => e!.target);
+    }
+    stoppers.push(async () => {
+      for (const list of Object.values(exporters)) await Promise.all(list.map((e) => e?.app.close()));
+    });
+
+    const ruleFiles = await writeCompressedRules(dir.path);
+    const source = parse(await readFile(join(REPO_ROOT, 'prometheus/prometheus.ha.yml'), 'utf8')) as HaPrometheusDoc;
+    const amTargets = peers.map((am) => am.base.replace('http://', ''));
+    const prometheus: TestPrometheus[] = [];
+    for (let i = 1; i <= opts.prometheus; i++) {
+      const daemon = await startPrometheus(
+        dir.path,
+        `prometheus${i}`,
+        (port) => compressHaPrometheusConfig(source, Object.entries(targets), `127.0.0.1:${port}`, amTargets, ruleFiles),
+        { [config.ha.replicaEnv]: String(i) },
+        ['--enable-feature=expand-external-labels'],
+      );
+      stoppers.push(daemon.stop);
+      prometheus.push(prometheusClient(daemon));
+    }
+
+    const platformOf = (name: string): HaPlatform => {
+      const p = opts.platforms.find((x) => x.name === name);
+      if (!p) throw new Error(`no platform ${name}`);
+      return p;
+    };
+    return {
+      receiver,
+      prometheus,
+      alertmanagers: peers.map((am) => am.base),
+      targets,
+      async killExporter(platform, replica) {
+        const e = exporters[platform]![replica];
+        exporters[platform]![replica] = undefined;
+        await e?.app.close();
       },
+      async restartExporter(platform, replica) {
+        const p = platformOf(platform);
+        const port = Number(targets[platform]![replica]!.split(':')[1]);
+        exporters[platform]![replica] = await startExporter(p.db, p.redis, {}, port);
+      },
+      killPrometheus: (index) => prometheus[index]!.stop(),
+      killAlertmanager: (index) => peers[index]!.stop(),
       stop: stopAll,
     };
   } catch (err) {

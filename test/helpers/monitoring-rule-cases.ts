@@ -39,6 +39,8 @@ export interface RuleCase {
 
 const c = config;
 const LBL = { job: 'ops-overview', instance: 'exporter:9471' };
+/** The `instance` of a second exporter replica of the same platform. */
+export const REPLICA_2 = 'exporter-2:9471';
 const min = (d: string): number => durationSeconds(d) / 60;
 /** promtool duration of whole minutes. */
 const at = (minutes: number): string => `${minutes}m`;
@@ -75,6 +77,7 @@ const areaOf: Record<AlertName, Area> = {
   OpsBackupNeverSucceeded: 'backups',
   OpsBackupTrackingNotConfigured: 'backups',
   OpsExporterDown: 'exporter',
+  OpsExporterReplicaDown: 'exporter',
   OpsExporterAbsent: 'exporter',
   OpsExporterSourceDown: 'exporter',
   Watchdog: 'monitoring',
@@ -705,9 +708,9 @@ export const ruleCases: RuleCase[] = [
     expected: [
       {
         severity: 'critical',
-        labels: { job: 'ops-overview', instance: 'exporter:9471' },
-        summary: 'The ops-overview exporter exporter:9471 is down.',
-        description: `Prometheus has failed to scrape the ops-overview exporter at exporter:9471 for ${c.exporter.downFor} (up = 0): no platform alert (nodes, queues, backups, ...) can fire while it is down.`,
+        labels: { job: 'ops-overview' },
+        summary: 'Every ops-overview exporter of the platform is down: its monitoring is blind.',
+        description: `Prometheus has failed to scrape every replica of the ops-overview exporter of this platform for ${c.exporter.downFor} (up = 0): no platform alert (nodes, queues, backups, ...) can fire while they are down.`,
         dashboardUrl: dashboardUrl('exporter', EXPORTER_PANELS.exporterUp),
       },
     ],
@@ -717,6 +720,44 @@ export const ruleCases: RuleCase[] = [
     name: 'stays quiet through a restart shorter than downFor',
     series: [s('up', {}, `1x2 0x${min(c.exporter.downFor) - 2} 1x20`)],
     evalTime: at(min(c.exporter.downFor) + 2),
+    expected: [],
+  },
+  {
+    alert: 'OpsExporterDown',
+    name: 'stays quiet while one replica of two is down',
+    series: [s('up', {}, '0x20'), s('up', { instance: REPLICA_2 }, '1x20')],
+    evalTime: at(min(c.exporter.downFor) + 2),
+    expected: [],
+  },
+
+  // OpsExporterReplicaDown
+  {
+    alert: 'OpsExporterReplicaDown',
+    name: 'tickets when one replica of two is down',
+    series: [s('up', {}, '0x20'), s('up', { instance: REPLICA_2 }, '1x20')],
+    evalTime: at(min(c.exporter.replicaDownFor) + 2),
+    expected: [
+      {
+        severity: 'warning',
+        labels: { job: 'ops-overview', instance: 'exporter:9471' },
+        summary: 'Exporter replica exporter:9471 is down.',
+        description: `Prometheus has failed to scrape the ops-overview exporter at exporter:9471 for ${c.exporter.replicaDownFor}, while another replica of its platform still answers: nothing is blind, but one more failure would be.`,
+        dashboardUrl: dashboardUrl('exporter', EXPORTER_PANELS.exporterUp),
+      },
+    ],
+  },
+  {
+    alert: 'OpsExporterReplicaDown',
+    name: 'stays quiet when every replica is down (OpsExporterDown pages instead)',
+    series: [s('up', {}, '0x20'), s('up', { instance: REPLICA_2 }, '0x20')],
+    evalTime: at(min(c.exporter.replicaDownFor) + 2),
+    expected: [],
+  },
+  {
+    alert: 'OpsExporterReplicaDown',
+    name: 'stays quiet through one replica\'s restart shorter than replicaDownFor',
+    series: [s('up', {}, `1x2 0x${min(c.exporter.replicaDownFor) - 2} 1x20`), s('up', { instance: REPLICA_2 }, '1x20')],
+    evalTime: at(min(c.exporter.replicaDownFor) + 2),
     expected: [],
   },
 
@@ -744,10 +785,10 @@ export const ruleCases: RuleCase[] = [
     expected: [],
   },
 
-  // OpsExporterSourceDown
+  // OpsExporterSourceDown (two tiers)
   {
     alert: 'OpsExporterSourceDown',
-    name: 'tickets when one source keeps failing',
+    name: 'pages when a source keeps failing on every replica (the warning tier fires too; Alertmanager inhibits it)',
     series: [s('ops_source_up', { source: 'queues' }, '0x30'), s('ops_source_up', { source: 'backups' }, '1x30')],
     evalTime: at(min(c.exporter.sourceDownFor) + 2),
     expected: [
@@ -755,7 +796,29 @@ export const ruleCases: RuleCase[] = [
         severity: 'warning',
         labels: { job: 'ops-overview', source: 'queues' },
         summary: 'Exporter source queues is failing.',
-        description: `The exporter has failed to collect source queues for ${c.exporter.sourceDownFor}; its metrics are absent, so its alerts cannot fire.`,
+        description: `An exporter replica has failed to collect source queues for ${c.exporter.sourceDownFor}; its metrics are absent from that replica.`,
+        dashboardUrl: dashboardUrl('exporter', EXPORTER_PANELS.sourcesTable),
+      },
+      {
+        severity: 'critical',
+        labels: { job: 'ops-overview', source: 'queues' },
+        summary: 'Exporter source queues is failing on every replica.',
+        description: `Every exporter replica of this platform has failed to collect source queues for ${c.exporter.sourceDownFor}; its metrics are absent, so its alerts cannot fire.`,
+        dashboardUrl: dashboardUrl('exporter', EXPORTER_PANELS.sourcesTable),
+      },
+    ],
+  },
+  {
+    alert: 'OpsExporterSourceDown',
+    name: 'tickets, without paging, when a source fails on one replica of two',
+    series: [s('ops_source_up', { source: 'queues' }, '0x30'), s('ops_source_up', { source: 'queues', instance: REPLICA_2 }, '1x30')],
+    evalTime: at(min(c.exporter.sourceDownFor) + 2),
+    expected: [
+      {
+        severity: 'warning',
+        labels: { job: 'ops-overview', source: 'queues' },
+        summary: 'Exporter source queues is failing.',
+        description: `An exporter replica has failed to collect source queues for ${c.exporter.sourceDownFor}; its metrics are absent from that replica.`,
         dashboardUrl: dashboardUrl('exporter', EXPORTER_PANELS.sourcesTable),
       },
     ],
@@ -785,6 +848,70 @@ export const ruleCases: RuleCase[] = [
     ],
   },
 ];
+
+/** The platform label values of the two-platform variants. */
+export const PLATFORMS = ['A', 'B'] as const;
+
+/** Alerts without a two-replica variant of their cases, and why. */
+export const NO_REPLICA_VARIANT: Partial<Record<AlertName, string>> = {
+  OpsExporterReplicaDown: 'its own cases have two replicas, one up and one down; a copy of one onto the other would prove something else',
+  Watchdog: 'has no input series',
+};
+
+/** Alerts without a two-platform variant of their cases, and why. */
+export const NO_PLATFORM_VARIANT: Partial<Record<AlertName, string>> = {
+  OpsExporterAbsent: 'absent() sees no platform: a platform whose every target is gone from Prometheus has no series left to carry its name',
+  Watchdog: 'is about the alerting pipeline, not about a platform',
+};
+
+/** `series` with more labels (first in the selector). */
+function withLabels(series: InputSeries, labels: Record<string, string>): InputSeries {
+  const extra = Object.entries(labels).map(([k, v]) => `${k}="${v}"`).join(', ');
+  const open = series.series.indexOf('{');
+  const rest = series.series.slice(open + 1);
+  return { series: `${series.series.slice(0, open)}{${extra}${rest.startsWith('}') ? '' : ', '}${rest}`, values: series.values };
+}
+
+/**
+ * The case with every series of the exporter's replica also served, with the
+ * same values, by a second replica of the same platform: the same alerts
+ * (one, not two; `$value` not doubled by a sum) must come out.
+ */
+function twoReplicas(rc: RuleCase): RuleCase {
+  const keys = new Set(rc.series.map((x) => x.series));
+  const copies = rc.series
+    .filter((x) => x.series.includes(`instance="${LBL.instance}"`))
+    .map((x) => ({ series: x.series.replace(`instance="${LBL.instance}"`, `instance="${REPLICA_2}"`), values: x.values }))
+    .filter((x) => !keys.has(x.series));
+  return { ...rc, name: `${rc.name} [two replicas]`, series: [...rc.series, ...copies] };
+}
+
+/**
+ * Two platforms in one Prometheus: platform A gets the case's series, B
+ * those of the alert's first quiet case (for a quiet case, both get its
+ * series). Only A's alerts may come out, with `platform="A"`: one platform's
+ * state never leaks into, hides or merges with the other's.
+ */
+function twoPlatforms(rc: RuleCase, quiet: RuleCase): RuleCase {
+  const [a, b] = PLATFORMS;
+  return {
+    ...rc,
+    name: `${rc.name} [two platforms: ${a} as above, ${b} quiet]`,
+    series: [...rc.series.map((x) => withLabels(x, { platform: a })), ...quiet.series.map((x) => withLabels(x, { platform: b }))],
+    expected: rc.expected.map((e) => ({ ...e, labels: { platform: a, ...e.labels } })),
+  };
+}
+
+/** Every case again with two exporter replicas, and again with two platforms. */
+export function haCases(cases: readonly RuleCase[]): RuleCase[] {
+  const out: RuleCase[] = [];
+  for (const rc of cases) {
+    if (!NO_REPLICA_VARIANT[rc.alert]) out.push(twoReplicas(rc));
+    const quiet = cases.find((x) => x.alert === rc.alert && x.expected.length === 0);
+    if (!NO_PLATFORM_VARIANT[rc.alert] && quiet) out.push(twoPlatforms(rc, rc.expected.length === 0 ? rc : quiet));
+  }
+  return out;
+}
 
 /** Alerts that cannot have a quiet case, and why. */
 export const ALWAYS_FIRING: Partial<Record<AlertName, string>> = {
@@ -975,7 +1102,7 @@ export const pagingScenarios: PagingScenario[] = [
       m.set(key('ops_core_node_status', { node: 'MAIL-CORE', status: 'OFFLINE' }), `0x${half - 10} 1x10`);
       m.set(key('ops_core_node_status', { node: 'MAIL-CORE', status: 'ONLINE' }), `1x${half - 10} 0x10`);
     },
-    pages: [],
+    pages: ['OpsExporterSourceDown'],
     tickets: ['OpsExporterSourceDown'],
   },
   {

@@ -97,12 +97,18 @@ export interface Daemon {
  * Starts `cmd` on a free loopback port and waits until `readyPath` answers
  * 200; retries on another port (another test may have taken it meanwhile).
  */
-export async function startDaemon(cmd: string, args: (port: number, attempt: number) => string[], readyPath = '/-/ready', timeoutMs = 20_000): Promise<Daemon> {
+export async function startDaemon(
+  cmd: string,
+  args: (port: number, attempt: number) => string[],
+  readyPath = '/-/ready',
+  timeoutMs = 20_000,
+  env: Record<string, string> = {},
+): Promise<Daemon> {
   let log = '';
   for (let attempt = 0; attempt < 3; attempt++) {
     const port = await freePort();
     log = '';
-    const proc = spawn(cmd, args(port, attempt), { stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(cmd, args(port, attempt), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
     proc.stdout?.on('data', (d: Buffer) => (log += d.toString()));
     proc.stderr?.on('data', (d: Buffer) => (log += d.toString()));
     const exited = new Promise<boolean>((resolve) => {
