@@ -17,7 +17,7 @@ import { isNoneOf, isOneOf, readEnumLabels, type EnumLabels } from '../db/enum-l
 import { countInvalid, knownLabel, SampleSet, toSeconds, type InvalidCounts, type Sample } from '../metrics/sample.js';
 import { redactText } from '../redact.js';
 import type { ProvisioningOverview } from '../contract.js';
-import { CLOCK_SKEW_MS } from './clock-skew.js';
+import { CLOCK_SKEW_MS } from './valid-time.js';
 import type { CollectContext, Source, SourceData } from './types.js';
 
 /** Options of the provisioning source. */
