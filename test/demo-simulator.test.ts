@@ -24,7 +24,7 @@ async function one<T>(sql: string, params: unknown[] = []): Promise<T> {
 
 function redisSockets(): number {
   const handles = (process as unknown as { _getActiveHandles(): unknown[] })._getActiveHandles();
-  return handles.filter((h) => h instanceof net.Socket && h.remotePort === 6379).length;
+  return handles.filter((h) => h instanceof net.Socket && h.remotePort === redis.port).length;
 }
 
 function timeouts(): number {

@@ -12,20 +12,18 @@ import { createTestApp, waitFor, type TestApp } from './helpers/app.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 import { value } from './helpers/prom-text.js';
 import { createTestRedis, type TestRedis } from './helpers/redis.js';
-import { startRedisServer, type RedisServer } from './helpers/redis-server.js';
-
-const PREFIX = 'faultq';
+import type { RedisServer } from './helpers/redis-server.js';
 
 let server: RedisServer;
 let db: TestDatabase;
-let sharedRedis: TestRedis;
+let redis: TestRedis;
 let t: TestApp;
 const unhandled: unknown[] = [];
 const onUnhandled = (reason: unknown) => unhandled.push(reason);
 
 /** Adds `n` waiting jobs to queue `hosting` with BullMQ itself. */
 async function seedQueue(n: number): Promise<void> {
-  const queue = new Queue('hosting', { connection: { host: '127.0.0.1', port: server.port }, prefix: PREFIX });
+  const queue = new Queue('hosting', { connection: { host: '127.0.0.1', port: server.port }, prefix: redis.prefix });
   await queue.addBulk(Array.from({ length: n }, (_, i) => ({ name: 'hosting.create', data: { i } })));
   await queue.close();
 }
@@ -62,17 +60,15 @@ async function scraping<T>(during: () => Promise<T>): Promise<number[]> {
 
 beforeAll(async () => {
   process.on('unhandledRejection', onUnhandled);
-  server = await startRedisServer();
   db = await createTestDatabase('faults_redis');
-  sharedRedis = await createTestRedis('faults-redis');
+  redis = await createTestRedis('faults-redis');
+  server = redis.server;
   await seedQueue(3);
   t = await createTestApp('faults-redis', {
     db,
-    redis: sharedRedis,
+    redis,
     startCollection: true,
     env: {
-      REDIS_URL: server.url,
-      OPS_QUEUE_PREFIXES: PREFIX,
       OPS_COLLECT_INTERVAL_SECONDS: '1',
       // The database sources get room (tests run in parallel on 2 cores);
       // the queues source, the one under test, times out after 1 s.
@@ -88,14 +84,13 @@ afterAll(async () => {
   process.off('unhandledRejection', onUnhandled);
   await t?.close();
   await db?.drop();
-  await sharedRedis?.cleanup();
-  await server?.destroy();
+  await redis?.cleanup();
   expect(unhandled).toEqual([]);
 });
 
 describe('Redis killed and started again', () => {
   it('reports the queues source down, keeps everything else, and recovers without a restart', async () => {
-    expect(value(await metrics(), 'ops_queue_jobs', { prefix: PREFIX, queue: 'hosting', state: 'waiting' })).toBe(3);
+    expect(value(await metrics(), 'ops_queue_jobs', { prefix: redis.prefix, queue: 'hosting', state: 'waiting' })).toBe(3);
     t.logs.clear();
     let reconnects = 0;
     const onReconnecting = () => (reconnects += 1);
@@ -106,7 +101,7 @@ describe('Redis killed and started again', () => {
       await server.kill('SIGKILL');
       await waitFor(async () => (await up('queues')) === 0, 5_000, 'queues down');
       const down = await metrics();
-      expect(value(down, 'ops_queue_jobs', { prefix: PREFIX, queue: 'hosting', state: 'waiting' })).toBeUndefined();
+      expect(value(down, 'ops_queue_jobs', { prefix: redis.prefix, queue: 'hosting', state: 'waiting' })).toBeUndefined();
       for (const s of ['core_nodes', 'provisioning', 'security', 'backups']) expect(value(down, 'ops_source_up', { source: s }), s).toBe(1);
       expect((await t.app.inject('/readyz')).json()).toMatchObject({ sources: { queues: 'down', core_nodes: 'up' } });
       // A few seconds of reconnection attempts.
@@ -139,7 +134,7 @@ describe('Redis killed and started again', () => {
     await seedQueue(5);
     await waitFor(async () => (await up('queues')) === 1, 10_000, 'queues up again');
     await waitFor(
-      async () => value(await metrics(), 'ops_queue_jobs', { prefix: PREFIX, queue: 'hosting', state: 'waiting' }) === 5,
+      async () => value(await metrics(), 'ops_queue_jobs', { prefix: redis.prefix, queue: 'hosting', state: 'waiting' }) === 5,
       5_000,
       'the new queue content',
     );
