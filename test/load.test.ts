@@ -12,6 +12,9 @@ import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 import { createTestRedis, type TestRedis } from './helpers/redis.js';
 
 const hasWrk = spawnSync('wrk', ['--version']).error === undefined;
+// On a developer's machine without wrk the load runs are skipped (and say so);
+// in CI a missing tool is a failure, never a silent skip.
+if (!hasWrk && process.env.CI) throw new Error('wrk is not installed, and CI must run the load test (apt-get install wrk; scripts/test-env.sh does)');
 
 let db: TestDatabase;
 let redis: TestRedis;
