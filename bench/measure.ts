@@ -9,7 +9,7 @@ import { DB_SOURCES, ALL_SOURCES, collections, startExporter, waitForCollections
 import { hasWrk, runNodeLoad, runWrk, type LoadResult } from './http-load.js';
 import { NaiveQueues, naivePlans, naiveSqlCollection } from './naive.js';
 import { delta, snapshot, sumOf, type RedisDelta } from './redis-stats.js';
-import { freePort } from './services.js';
+import { freePort } from '../test/helpers/ports.js';
 import type { BenchDatabase } from './datasets.js';
 import { NAIVE_ROLE, READER_ROLE } from './datasets.js';
 import type { SteadyWriter } from './writer.js';

@@ -10,18 +10,13 @@
  * Needs PostgreSQL and Redis as the tests do (TEST_PG_ADMIN_URL,
  * TEST_REDIS_URL) and wrk on PATH. test/load.test.ts runs a short version.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { request } from 'node:http';
-import path from 'node:path';
+import { spawn, spawnSync } from 'node:child_process';
 import { pathToFileURL } from 'node:url';
 import { Queue } from 'bullmq';
 import { makeToken } from '../test/helpers/app.js';
 import { createTestDatabase, type TestDatabase } from '../test/helpers/db.js';
-import { freePort } from '../test/helpers/ports.js';
+import { startExporterProcess, type ExporterProcess } from '../test/helpers/exporter-process.js';
 import { createTestRedis, type TestRedis } from '../test/helpers/redis.js';
-
-const ROOT = path.join(import.meta.dirname, '..');
 
 /** How much data the load runs against (a mid-size platform). */
 export interface LoadDataset {
@@ -65,38 +60,20 @@ export async function seed(db: TestDatabase, redis: TestRedis, d: LoadDataset): 
   }
 }
 
-/** The exporter in a child process: `node dist/main.js` (as `npm start`) or `node --import tsx src/main.ts`. */
-export interface ExporterProcess {
-  child: ChildProcess;
+/** The exporter in a child process, with the API token the load runs send. */
+export interface LoadExporter {
+  process: ExporterProcess;
   port: number;
   authorization: string;
   stop(): Promise<number | null>;
 }
 
-function get(port: number, url: string): Promise<number> {
-  return new Promise((resolve) => {
-    const req = request({ host: '127.0.0.1', port, path: url, agent: false }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-    });
-    req.on('error', () => resolve(0));
-    req.end();
-  });
-}
-
-export async function startExporter(
-  db: TestDatabase,
-  redis: TestRedis,
-  env: Record<string, string> = {},
-  /** Run the build `npm start` runs (dist/, built by the caller) instead of the sources through tsx. */
-  compiled = false,
-): Promise<ExporterProcess> {
-  const port = await freePort();
+/** Starts the exporter on `db` and `redis`: the `npm start` build when `built`, else the sources through tsx. */
+export async function startExporter(db: TestDatabase, redis: TestRedis, env: Record<string, string> = {}, built = false): Promise<LoadExporter> {
   const token = makeToken('load', ['ops:overview:read']);
-  const child = spawn(process.execPath, compiled ? ['dist/main.js'] : ['--import', 'tsx', 'src/main.ts'], {
-    cwd: ROOT,
+  const p = await startExporterProcess({
+    run: built ? 'built' : 'source',
     env: {
-      PATH: process.env.PATH ?? '',
       DATABASE_URL: db.readerUrl,
       REDIS_URL: redis.url,
       OPS_QUEUE_PREFIXES: redis.prefix,
@@ -104,29 +81,11 @@ export async function startExporter(
       OPS_API_RATE_LIMIT_PER_MINUTE: '1000000',
       OPS_COLLECT_INTERVAL_SECONDS: '5',
       OPS_QUEUE_DISCOVERY_INTERVAL_SECONDS: '10',
-      HOST: '127.0.0.1',
-      PORT: String(port),
       LOG_LEVEL: 'warn',
       ...env,
     },
-    stdio: ['ignore', 'inherit', 'inherit'],
   });
-  const deadline = Date.now() + 60_000;
-  while ((await get(port, '/readyz')) !== 200) {
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error('the exporter did not become ready');
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  return {
-    child,
-    port,
-    authorization: `Bearer ${token.token}`,
-    stop: () =>
-      new Promise((resolve) => {
-        if (child.exitCode !== null) return resolve(child.exitCode);
-        child.once('exit', (code) => resolve(code));
-        child.kill('SIGTERM');
-      }),
-  };
+  return { process: p, port: p.port, authorization: `Bearer ${token.token}`, stop: () => p.stop() };
 }
 
 /** What one wrk run measured. */
@@ -176,12 +135,6 @@ export function runWrk(url: string, connections: number, seconds: number, header
   });
 }
 
-/** Resident set size of `pid`, MiB (from /proc). */
-export function rssMiB(pid: number): number {
-  const m = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) / 1024 : Number.NaN;
-}
-
 /** One load run: wrk plus RSS sampled every second. */
 export interface LoadRun extends WrkResult {
   label: string;
@@ -192,9 +145,9 @@ export interface LoadRun extends WrkResult {
   rssLastMiB: number;
 }
 
-export async function loadRun(e: ExporterProcess, label: string, urlPath: string, connections: number, seconds: number): Promise<LoadRun> {
+export async function loadRun(e: LoadExporter, label: string, urlPath: string, connections: number, seconds: number): Promise<LoadRun> {
   const rss: number[] = [];
-  const sampler = setInterval(() => rss.push(rssMiB(e.child.pid!)), 1_000);
+  const sampler = setInterval(() => rss.push(e.process.rssBytes() / 2 ** 20), 1_000);
   try {
     const headers: Record<string, string> = urlPath.startsWith('/api/') ? { Authorization: e.authorization } : {};
     const result = await runWrk(`http://127.0.0.1:${e.port}${urlPath}`, connections, seconds, headers);
@@ -227,13 +180,11 @@ async function main(): Promise<void> {
   const seconds = Number(process.env.LOAD_SECONDS ?? 60);
   const db = await createTestDatabase('load');
   const redis = await createTestRedis('load');
-  let e: ExporterProcess | undefined;
+  let e: LoadExporter | undefined;
   try {
     console.error(`seeding ${JSON.stringify(DEFAULT_DATASET)} ...`);
     await seed(db, redis, DEFAULT_DATASET);
-    // The code `npm start` runs: build it first.
-    const build = spawnSync('npm', ['run', '-s', 'build'], { cwd: ROOT, stdio: 'inherit' });
-    if (build.status !== 0) throw new Error('npm run build failed');
+    // The code `npm start` runs (built first).
     e = await startExporter(db, redis, {}, true);
     const runs: LoadRun[] = [];
     for (const [label, url] of [['/metrics', '/metrics'], ['/api/ops/overview', '/api/ops/overview']] as const) {

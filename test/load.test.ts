@@ -7,7 +7,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadRun, seed, startExporter, table, type ExporterProcess, type LoadRun } from '../scripts/load-test.js';
+import { loadRun, seed, startExporter, table, type LoadExporter, type LoadRun } from '../scripts/load-test.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 import { createTestRedis, type TestRedis } from './helpers/redis.js';
 
@@ -18,7 +18,7 @@ if (!hasWrk && process.env.CI) throw new Error('wrk is not installed, and CI mus
 
 let db: TestDatabase;
 let redis: TestRedis;
-let exporter: ExporterProcess | undefined;
+let exporter: LoadExporter | undefined;
 const runs: LoadRun[] = [];
 
 beforeAll(async () => {
