@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pgDemoDb } from '../src/demo/demo-db.js';
 import { createSimulator, type Simulator } from '../src/demo/simulator.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
-import { captureLogger, FAST_INTERVALS, waitFor } from './helpers/demo-wait.js';
+import { captureLogger, FAST_INTERVALS, startStillSimulator, waitFor, type StillSimulator } from './helpers/demo-wait.js';
 import { createTestRedis, type TestRedis } from './helpers/redis.js';
 
 let tdb: TestDatabase;
@@ -251,38 +251,24 @@ describe('scenario switches', () => {
 });
 
 describe('block-burst, on a clock of the test\'s own', () => {
-  // Rates are counted per tick of simulated time, never against the wall
-  // clock: the clock stands still, so the background loops write nothing
-  // (each sees no time pass) and every sim.tick() is exactly one 100 ms step.
-  let own: TestDatabase;
+  // Counted per tick of simulated time, never against the wall clock.
+  let still: StillSimulator;
   let clocked: Simulator;
   async function q<T>(sql: string, params: unknown[] = []): Promise<T> {
-    return (await own.admin.query(sql, params)).rows[0] as T;
+    return (await still.db.admin.query(sql, params)).rows[0] as T;
   }
   const maxId = async () => (await q<{ id: string }>(`SELECT coalesce(max("id"), 0)::text AS id FROM "ShieldEvent"`)).id;
 
   beforeAll(async () => {
-    own = await createTestDatabase('demo-block-burst');
-    own.admin.on('error', () => undefined);
-    let now = new Date('2026-03-01T12:00:00.000Z');
-    clocked = createSimulator({
-      db: pgDemoDb(own.admin),
-      randomSeed: 11,
-      logger: captureLogger(),
-      intervals: FAST_INTERVALS,
-      shieldEventsPerSecond: [30, 30],
-      naturalBlockBurstEverySeconds: 0,
-      clock: () => now,
-    });
-    await clocked.seed();
-    await clocked.start();
-    // The loops took their "last tick" at `now - interval` on start; a step
-    // back makes their first tick see no time pass either (no timer has run yet).
-    now = new Date(now.getTime() - FAST_INTERVALS.shieldMs);
+    still = await startStillSimulator(
+      'demo-block-burst',
+      { randomSeed: 11, logger: captureLogger(), shieldEventsPerSecond: [30, 30], naturalBlockBurstEverySeconds: 0 },
+      true,
+    );
+    clocked = still.sim;
   });
   afterAll(async () => {
-    await clocked?.stop();
-    await own?.drop();
+    await still?.stop();
   });
 
   it('writes perSecond BLOCK events from a few IPs at once, perSecond a simulated second while on, none after clear', async () => {

@@ -10,7 +10,7 @@ import { pgDemoDb } from '../src/demo/demo-db.js';
 import { QUEUE_NAMES } from '../src/demo/platform.js';
 import { createSimulator, type Simulator } from '../src/demo/simulator.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
-import { captureLogger, FAST_INTERVALS, waitFor } from './helpers/demo-wait.js';
+import { captureLogger, FAST_INTERVALS, startStillSimulator, waitFor, type StillSimulator } from './helpers/demo-wait.js';
 import { createTestRedis, type TestRedis } from './helpers/redis.js';
 
 let tdb: TestDatabase;
@@ -216,39 +216,22 @@ describe('a simulator whose Redis does not answer', () => {
 });
 
 describe('WAF events, on a clock of the test\'s own', () => {
-  // The rate is counted per tick of simulated time, never against the wall
-  // clock: the clock stands still, so the background loops see no time pass
-  // and write no events, and every sim.tick() is exactly one 100 ms step.
-  let own: TestDatabase;
+  // Counted per tick of simulated time, never against the wall clock.
+  let still: StillSimulator;
   let clocked: Simulator;
 
   beforeAll(async () => {
-    own = await createTestDatabase('demo-sim-rate');
-    own.admin.on('error', () => undefined);
-    let now = new Date('2026-03-01T12:00:00.000Z');
-    clocked = createSimulator({
-      db: pgDemoDb(own.admin),
-      randomSeed: 4,
-      logger: captureLogger(),
-      intervals: FAST_INTERVALS,
-      shieldEventsPerSecond: [30, 30],
-      naturalBlockBurstEverySeconds: 0,
-      clock: () => now,
-    });
-    await clocked.start();
-    // The loops took their "last tick" at `now - interval` on start; a step
-    // back makes their first tick see no time pass either (no timer has run yet).
-    now = new Date(now.getTime() - FAST_INTERVALS.shieldMs);
+    still = await startStillSimulator('demo-sim-rate', { randomSeed: 4, logger: captureLogger(), shieldEventsPerSecond: [30, 30], naturalBlockBurstEverySeconds: 0 });
+    clocked = still.sim;
   });
   afterAll(async () => {
-    await clocked?.stop();
-    await own?.drop();
+    await still?.stop();
   });
 
   it('writes WAF events at the configured rate, mostly ALLOW', async () => {
     const count = async () =>
       (
-        await own.admin.query<{ n: number; allow: number }>(
+        await still.db.admin.query<{ n: number; allow: number }>(
           `SELECT count(*)::int AS n, count(*) FILTER (WHERE "decision" = 'ALLOW')::int AS allow FROM "ShieldEvent"`,
         )
       ).rows[0]!;
