@@ -1,5 +1,6 @@
 /**
- * Load test of the exporter process: wrk on loopback against /metrics and the
+ * Load test of the exporter process: autocannon (bench/http-load.ts) on
+ * loopback against /metrics and the
  * JSON API while the sources collect (every 5 s), with a seeded database and
  * BullMQ queues; reports requests a second, p50/p99 latency, errors and the
  * process's RSS (first vs last 10 s of each run).
@@ -7,12 +8,13 @@
  *   npm run load                      # 60 s per run, 10 and 100 connections
  *   LOAD_SECONDS=20 npm run load      # shorter
  *
- * Needs PostgreSQL and Redis as the tests do (TEST_PG_ADMIN_URL,
- * TEST_REDIS_URL) and wrk on PATH. test/load.test.ts runs a short version.
+ * Needs PostgreSQL as the tests do (TEST_PG_ADMIN_URL) and redis-server on
+ * PATH (a Redis of its own). test/load.test.ts runs a short version.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { pathToFileURL } from 'node:url';
 import { Queue } from 'bullmq';
+import { runLoad, type LoadResult } from '../bench/http-load.js';
 import { makeToken } from '../test/helpers/app.js';
 import { createTestDatabase, type TestDatabase } from '../test/helpers/db.js';
 import { startExporterProcess, type ExporterProcess } from '../test/helpers/exporter-process.js';
@@ -88,55 +90,8 @@ export async function startExporter(db: TestDatabase, redis: TestRedis, env: Rec
   return { process: p, port: p.port, authorization: `Bearer ${token.token}`, stop: () => p.stop() };
 }
 
-/** What one wrk run measured. */
-export interface WrkResult {
-  requests: number;
-  requestsPerSecond: number;
-  p50Ms: number;
-  p99Ms: number;
-  maxMs: number;
-  /** Socket errors (connect, read, write, timeout) plus non-2xx answers. */
-  errors: number;
-  raw: string;
-}
-
-function ms(value: string, unit: string): number {
-  const n = Number(value);
-  return unit === 'us' ? n / 1000 : unit === 's' ? n * 1000 : unit === 'm' ? n * 60_000 : n;
-}
-
-/** Parses `wrk --latency` output (pure). */
-export function parseWrk(out: string): WrkResult {
-  const pct = (p: number) => {
-    const m = new RegExp(`^\\s+${p}%\\s+([\\d.]+)(us|ms|s|m)\\s*$`, 'm').exec(out);
-    if (!m) throw new Error(`wrk output has no ${p}% line:\n${out}`);
-    return ms(m[1]!, m[2]!);
-  };
-  const max = /^\s+Latency\s+\S+\s+\S+\s+([\d.]+)(us|ms|s|m)/m.exec(out);
-  const rps = /^Requests\/sec:\s+([\d.]+)/m.exec(out);
-  const total = /^\s+(\d+) requests in/m.exec(out);
-  if (!rps || !total || !max) throw new Error(`unexpected wrk output:\n${out}`);
-  const non2xx = /Non-2xx or 3xx responses:\s+(\d+)/.exec(out);
-  const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
-  const errors = Number(non2xx?.[1] ?? 0) + (sock ? [1, 2, 3, 4].reduce((n, i) => n + Number(sock[i]), 0) : 0);
-  return { requests: Number(total[1]), requestsPerSecond: Number(rps[1]), p50Ms: pct(50), p99Ms: pct(99), maxMs: ms(max[1]!, max[2]!), errors, raw: out };
-}
-
-/** Runs wrk (2 threads) against `url` for `seconds` with `connections`. */
-export function runWrk(url: string, connections: number, seconds: number, headers: Record<string, string> = {}): Promise<WrkResult> {
-  const args = ['-t2', `-c${connections}`, `-d${seconds}s`, '--timeout', '10s', '--latency', ...Object.entries(headers).flatMap(([k, v]) => ['-H', `${k}: ${v}`]), url];
-  return new Promise((resolve, reject) => {
-    const child = spawn('wrk', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    child.on('error', reject);
-    child.on('exit', (code) => (code === 0 ? resolve(parseWrk(out)) : reject(new Error(`wrk exited ${code}:\n${out}`))));
-  });
-}
-
-/** One load run: wrk plus RSS sampled every second. */
-export interface LoadRun extends WrkResult {
+/** One load run: the load generator's figures plus RSS sampled every second. */
+export interface LoadRun extends LoadResult {
   label: string;
   connections: number;
   seconds: number;
@@ -150,7 +105,7 @@ export async function loadRun(e: LoadExporter, label: string, urlPath: string, c
   const sampler = setInterval(() => rss.push(e.process.rssBytes() / 2 ** 20), 1_000);
   try {
     const headers: Record<string, string> = urlPath.startsWith('/api/') ? { Authorization: e.authorization } : {};
-    const result = await runWrk(`http://127.0.0.1:${e.port}${urlPath}`, connections, seconds, headers);
+    const result = await runLoad(`http://127.0.0.1:${e.port}${urlPath}`, { connections, seconds, headers });
     const window = Math.max(1, Math.min(10, Math.floor(rss.length / 3)));
     const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
     return { ...result, label, connections, seconds, rssFirstMiB: mean(rss.slice(0, window)), rssLastMiB: mean(rss.slice(-window)) };
@@ -176,7 +131,6 @@ export function table(runs: readonly LoadRun[]): string {
 export const RSS_GROWTH_BOUND_MIB = 50;
 
 async function main(): Promise<void> {
-  if (spawnSync('wrk', ['--version']).error) throw new Error('wrk is not installed (Debian: apt-get install wrk)');
   const seconds = Number(process.env.LOAD_SECONDS ?? 60);
   const db = await createTestDatabase('load');
   const redis = await createTestRedis('load');
@@ -189,7 +143,7 @@ async function main(): Promise<void> {
     const runs: LoadRun[] = [];
     for (const [label, url] of [['/metrics', '/metrics'], ['/api/ops/overview', '/api/ops/overview']] as const) {
       for (const connections of [10, 100]) {
-        console.error(`wrk ${label} ${connections} connections ${seconds} s ...`);
+        console.error(`${label} ${connections} connections ${seconds} s ...`);
         runs.push(await loadRun(e, label, url, connections, seconds));
       }
     }
