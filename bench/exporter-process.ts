@@ -3,35 +3,11 @@
  * own), started with the command `npm start` runs (after its build step),
  * configured through the environment like a deployment.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
-
-const REPO = path.join(import.meta.dirname, '..');
-
-let built = false;
-/**
- * Runs `npm run build` once per bench run and returns the `npm start` command
- * (`node [flags] dist/main.js`) with `nodeOptions` added after `node`.
- */
-function startCommand(nodeOptions: readonly string[]): string[] {
-  if (!built) {
-    const r = spawnSync('npm', ['run', '-s', 'build'], { cwd: REPO, stdio: 'inherit' });
-    if (r.status !== 0) throw new Error('npm run build failed');
-    built = true;
-  }
-  const start = (JSON.parse(readFileSync(path.join(REPO, 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start;
-  const [node, ...args] = start.split(/\s+/);
-  if (node !== 'node') throw new Error(`npm start is not a node command: ${start}`);
-  return [...nodeOptions, ...args];
-}
+import { startExporterProcess } from '../test/helpers/exporter-process.js';
+import { parseSamples, type ParsedSample } from '../test/helpers/prom-text.js';
 
 /** One sample of the Prometheus text format. */
-export interface MetricSample {
-  name: string;
-  labels: Record<string, string>;
-  value: number;
-}
+export type MetricSample = ParsedSample;
 
 /** Parsed /metrics text. */
 export interface ParsedMetrics {
@@ -40,19 +16,10 @@ export interface ParsedMetrics {
   value(name: string, labels?: Record<string, string>): number | undefined;
 }
 
-const SAMPLE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)/;
-const LABEL = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g;
-
-/** Parses the Prometheus text exposition format (pure; enough for the bench's reads). */
+/** Parses the Prometheus text exposition format (the tests' parser), indexed by name. */
 export function parseMetrics(text: string): ParsedMetrics {
   const byName = new Map<string, MetricSample[]>();
-  for (const line of text.split('\n')) {
-    if (line === '' || line.startsWith('#')) continue;
-    const m = SAMPLE.exec(line);
-    if (!m) continue;
-    const labels: Record<string, string> = {};
-    for (const l of (m[2] ?? '').matchAll(LABEL)) labels[l[1] as string] = (l[2] as string).replace(/\\(.)/g, (_, c: string) => (c === 'n' ? '\n' : c));
-    const sample = { name: m[1] as string, labels, value: Number(m[3]) };
+  for (const sample of parseSamples(text)) {
     const list = byName.get(sample.name);
     if (list) list.push(sample);
     else byName.set(sample.name, [sample]);
@@ -94,68 +61,37 @@ export interface ExporterProcess {
   stop(): Promise<void>;
 }
 
-function statusField(pid: number, field: string): number {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status);
-  if (!m) throw new Error(`no ${field} in /proc/${pid}/status`);
-  return Number(m[1]) * 1024;
-}
-
-/** Starts the exporter and waits until it answers /healthz. */
+/** Starts the exporter as `npm start` runs it (built first) and waits until it answers /healthz. */
 export async function startExporter(options: ExporterOptions): Promise<ExporterProcess> {
-  const env: NodeJS.ProcessEnv = {
-    PATH: process.env.PATH,
-    HOME: process.env.HOME,
-    NODE_ENV: 'production',
-    DATABASE_URL: options.databaseUrl,
-    REDIS_URL: options.redisUrl,
-    HOST: '127.0.0.1',
-    PORT: String(options.port),
-    LOG_LEVEL: 'warn',
-    OPS_API_AUTH_DISABLED: 'true',
-    OPS_QUEUE_PREFIXES: options.queuePrefix,
-    ...(options.intervalSeconds === undefined ? {} : { OPS_COLLECT_INTERVAL_SECONDS: String(options.intervalSeconds) }),
-    ...options.env,
-  };
-  const child: ChildProcess = spawn(process.execPath, startCommand(options.nodeOptions ?? []), { cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  const lines: string[] = [];
-  const keep = (chunk: Buffer) => {
-    for (const l of chunk.toString('utf8').split('\n')) if (l.trim() !== '' && lines.length < 200) lines.push(l);
-  };
-  child.stdout?.on('data', keep);
-  child.stderr?.on('data', keep);
-  const url = `http://127.0.0.1:${options.port}`;
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`exporter exited with ${child.exitCode}: ${lines.slice(-5).join(' | ')}`);
-    try {
-      const res = await fetch(`${url}/healthz`);
-      if (res.ok) break;
-    } catch {
-      // Not listening yet.
-    }
-    if (Date.now() > deadline) throw new Error(`exporter did not answer /healthz within 60 s: ${lines.slice(-5).join(' | ')}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  const pid = child.pid as number;
+  const p = await startExporterProcess({
+    run: 'built',
+    port: options.port,
+    nodeOptions: options.nodeOptions,
+    readyPath: '/healthz',
+    env: {
+      NODE_ENV: 'production',
+      DATABASE_URL: options.databaseUrl,
+      REDIS_URL: options.redisUrl,
+      LOG_LEVEL: 'warn',
+      OPS_API_AUTH_DISABLED: 'true',
+      OPS_QUEUE_PREFIXES: options.queuePrefix,
+      ...(options.intervalSeconds === undefined ? {} : { OPS_COLLECT_INTERVAL_SECONDS: String(options.intervalSeconds) }),
+      ...options.env,
+    },
+  });
   return {
-    pid,
-    url,
+    pid: p.pid,
+    url: p.url,
     async metrics() {
-      const res = await fetch(`${url}/metrics`);
+      const res = await fetch(`${p.url}/metrics`);
       if (!res.ok) throw new Error(`/metrics answered ${res.status}`);
       return parseMetrics(await res.text());
     },
-    peakRssBytes: () => statusField(pid, 'VmHWM'),
-    rssBytes: () => statusField(pid, 'VmRSS'),
-    output: () => lines,
+    peakRssBytes: p.peakRssBytes,
+    rssBytes: p.rssBytes,
+    output: () => p.output().split('\n').filter((l) => l.trim() !== ''),
     async stop() {
-      if (child.exitCode !== null) return;
-      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-      child.kill('SIGTERM');
-      const t = setTimeout(() => child.kill('SIGKILL'), 15_000);
-      await exited;
-      clearTimeout(t);
+      await p.stop();
     },
   };
 }

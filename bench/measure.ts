@@ -6,10 +6,10 @@ import pg from 'pg';
 import type { Redis } from 'ioredis';
 import { markServerCpu, ownerOf, readPlans, logOffset, serverCpuSince, setAutoExplain, totals, type LoggedPlan, type StatementOwner, type StatementStat, type StatementStats } from './db-stats.js';
 import { DB_SOURCES, ALL_SOURCES, collections, startExporter, waitForCollections, type ExporterProcess, type ParsedMetrics } from './exporter-process.js';
-import { hasWrk, runNodeLoad, runWrk, type LoadResult } from './http-load.js';
+import { runLoad, type LoadResult } from './http-load.js';
 import { NaiveQueues, naivePlans, naiveSqlCollection } from './naive.js';
 import { delta, snapshot, sumOf, type RedisDelta } from './redis-stats.js';
-import { freePort } from './services.js';
+import { freePort } from '../test/helpers/ports.js';
 import type { BenchDatabase } from './datasets.js';
 import { NAIVE_ROLE, READER_ROLE } from './datasets.js';
 import type { SteadyWriter } from './writer.js';
@@ -309,7 +309,7 @@ export async function checkExactness(ctx: PhaseContext, exporter: ExporterProces
 
 /** /metrics under concurrent scrapers. */
 export interface ScrapeResult extends LoadResult {
-  tool: 'wrk' | 'node';
+  tool: 'autocannon';
   connections: number;
   seconds: number;
   bytes: number;
@@ -320,9 +320,8 @@ export async function measureScrapes(exporter: ExporterProcess, connections: num
   const body = await (await fetch(`${exporter.url}/metrics`)).text();
   const series = body.split('\n').filter((l) => l !== '' && !l.startsWith('#')).length;
   const url = `${exporter.url}/metrics`;
-  const tool = hasWrk() ? 'wrk' : 'node';
-  const r = tool === 'wrk' ? await runWrk(url, connections, seconds) : await runNodeLoad(url, connections, seconds);
-  return { ...r, tool, connections, seconds, bytes: Buffer.byteLength(body), series };
+  const r = await runLoad(url, { connections, seconds });
+  return { ...r, tool: 'autocannon', connections, seconds, bytes: Buffer.byteLength(body), series };
 }
 
 /** The naive implementation's cost on the same data. */

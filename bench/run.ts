@@ -25,12 +25,13 @@ import pg from 'pg';
 import { prepareRecentJobs, SCALES, type ScaleName } from './dataset.js';
 import { applyReaderRole, ensureDatabases, ensureQueues, type BenchDatabase } from './datasets.js';
 import { StatementStats } from './db-stats.js';
+import { freePort } from '../test/helpers/ports.js';
 import { startExporter, waitForCollections } from './exporter-process.js';
 import { checkExactness, EXPORTER_REDIS_COMMANDS, measureCold, measureNaive, measureRedis, measureScrapes, measureSteady, startSteadyWithPlans, type PhaseContext, type ScrapeResult } from './measure.js';
 import { openWorkerConnections } from './queue-dataset.js';
 import { describe as describeRedis } from './redis-stats.js';
 import { renderReport, type BenchResults, type DbRun } from './report.js';
-import { CACHE_DIR, freePort, pgQuery, startPg, startRedis, type PgCluster, type RedisServer } from './services.js';
+import { CACHE_DIR, pgQuery, startPg, startRedis, type PgCluster, type RedisServer } from './services.js';
 import { removeWrites, SteadyWriter, type WriterStats } from './writer.js';
 
 const USAGE = `usage: npm run bench -- [--scale small|large] [options]

@@ -11,27 +11,14 @@
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync, chownSync, statSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { Redis } from 'ioredis';
+import { freePort } from '../test/helpers/ports.js';
 
 /** Where generated datasets and clusters live (git-ignored); OPS_BENCH_CACHE_DIR moves it. */
 export const CACHE_DIR = process.env.OPS_BENCH_CACHE_DIR ?? path.join(import.meta.dirname, '.cache');
-
-/** A free TCP port on the loopback interface. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      srv.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port'))));
-    });
-  });
-}
 
 /** The newest PostgreSQL server binaries on this machine (Debian layout, else PATH via pg_config). */
 export function findPgBin(): string {

@@ -89,18 +89,12 @@ export function durationSeconds(d: string): number {
   return Number(m[1]) * unit;
 }
 
-/** Prometheus's own `humanizeDuration` rendering of whole seconds, for literal texts. */
-export function humanDuration(seconds: number): string {
-  const d = Math.floor(seconds / 86400);
-  const h = Math.floor((seconds % 86400) / 3600);
-  const m = Math.floor((seconds % 3600) / 60);
-  const s = seconds % 60;
-  const parts = [d ? `${d}d` : '', h ? `${h}h` : '', m ? `${m}m` : '', s ? `${s}s` : ''].filter(Boolean);
-  return parts.length > 0 ? parts.join(' ') : '0s';
-}
-
-/** Prometheus's template function `humanizeDuration` for whole seconds ("1d 1h 0m 0s"), to write literal limits the way alerts render values. */
-export function promHumanizeDuration(seconds: number): string {
+/**
+ * Prometheus's template function `humanizeDuration` for whole seconds
+ * ("1d 1h 0m 0s", "15m 0s"): literal limits in alerts and dashboards read
+ * the way Prometheus renders the values they are compared with.
+ */
+export function humanizeDuration(seconds: number): string {
   const d = Math.floor(seconds / 86400);
   const h = Math.floor((seconds % 86400) / 3600);
   const m = Math.floor((seconds % 3600) / 60);

@@ -6,7 +6,7 @@
 import { MISSING_NODE_STATUS, UNKNOWN_LABEL } from '../src/catalog.js';
 import { config, type BackupResourceType, type PromDuration } from './config.js';
 import { dashboardUrl, OVERVIEW_PANELS as P, EXPORTER_PANELS as E } from './dashboards/ids.js';
-import { BACKLOG_STATES, READY_STATES, acrossReplicas, by, exporterUp, humanDuration, oneOf, promHumanizeDuration, sel } from './promql.js';
+import { BACKLOG_STATES, READY_STATES, acrossReplicas, by, exporterUp, humanizeDuration, oneOf, sel } from './promql.js';
 
 /** A recording rule (`level:metric:operation`) and why it exists. */
 export interface RecordingRule {
@@ -214,7 +214,7 @@ export const alertRules: AlertRule[] = [
     expr: `(${EXPR.nodeMetricsAge}) > ${c.coreNodes.metricsStaleAfterSeconds}`,
     for: c.coreNodes.metricsStaleFor,
     summary: 'Metrics of core node {{ $labels.node }} are stale.',
-    description: `The last metrics of core node {{ $labels.node }} were written {{ $value | humanizeDuration }} ago (limit ${humanDuration(c.coreNodes.metricsStaleAfterSeconds)}); its CPU, RAM and disk figures are out of date.`,
+    description: `The last metrics of core node {{ $labels.node }} were written {{ $value | humanizeDuration }} ago (limit ${humanizeDuration(c.coreNodes.metricsStaleAfterSeconds)}); its CPU, RAM and disk figures are out of date.`,
     dashboardUrl: dashboardUrl('overview', P.coreNodesTable),
   },
   {
@@ -264,7 +264,7 @@ export const alertRules: AlertRule[] = [
       `sum by (${by('prefix', 'queue')}) (${acrossReplicas(`deriv(${sel('queueJobs', `state=~"${oneOf(BACKLOG_STATES)}"`)}[${c.queues.backlogGrowthWindow}])`)}) > 0`,
     for: c.queues.backlogGrowingFor,
     summary: 'Queue {{ $labels.queue }} is falling behind.',
-    description: `The backlog of queue {{ $labels.prefix }}:{{ $labels.queue }} has grown over the last ${c.queues.backlogGrowthWindow} and its oldest waiting job is {{ $value | humanizeDuration }} old (limit ${humanDuration(c.queues.oldestWaitingWarningSeconds)}).`,
+    description: `The backlog of queue {{ $labels.prefix }}:{{ $labels.queue }} has grown over the last ${c.queues.backlogGrowthWindow} and its oldest waiting job is {{ $value | humanizeDuration }} old (limit ${humanizeDuration(c.queues.oldestWaitingWarningSeconds)}).`,
     dashboardUrl: dashboardUrl('overview', P.queuesOldestAge, { queue: '{{ $labels.queue }}' }),
   },
   {
@@ -349,7 +349,7 @@ export const alertRules: AlertRule[] = [
     summary: 'Last {{ $labels.resource_type }} backup is too old.',
     description:
       'The last successful {{ $labels.resource_type }} backup finished {{ $value | humanizeDuration }} ago; the limit is ' +
-      BACKUP_TYPES.map((rt, i) => `{{ ${i === 0 ? 'if' : 'else if'} eq $labels.resource_type "${rt}" }}${promHumanizeDuration(c.backups.maxAgeSeconds[rt])}`).join('') +
+      BACKUP_TYPES.map((rt, i) => `{{ ${i === 0 ? 'if' : 'else if'} eq $labels.resource_type "${rt}" }}${humanizeDuration(c.backups.maxAgeSeconds[rt])}`).join('') +
       '{{ end }}.',
     dashboardUrl: dashboardUrl('overview', P.backupsTable),
   },

@@ -1,5 +1,6 @@
 /**
- * Load test of the exporter process: wrk on loopback against /metrics and the
+ * Load test of the exporter process: autocannon (bench/http-load.ts) on
+ * loopback against /metrics and the
  * JSON API while the sources collect (every 5 s), with a seeded database and
  * BullMQ queues; reports requests a second, p50/p99 latency, errors and the
  * process's RSS (first vs last 10 s of each run).
@@ -7,21 +8,17 @@
  *   npm run load                      # 60 s per run, 10 and 100 connections
  *   LOAD_SECONDS=20 npm run load      # shorter
  *
- * Needs PostgreSQL and Redis as the tests do (TEST_PG_ADMIN_URL,
- * TEST_REDIS_URL) and wrk on PATH. test/load.test.ts runs a short version.
+ * Needs PostgreSQL as the tests do (TEST_PG_ADMIN_URL) and redis-server on
+ * PATH (a Redis of its own). test/load.test.ts runs a short version.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { request } from 'node:http';
-import path from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { pathToFileURL } from 'node:url';
 import { Queue } from 'bullmq';
+import { runLoad, type LoadResult } from '../bench/http-load.js';
 import { makeToken } from '../test/helpers/app.js';
 import { createTestDatabase, type TestDatabase } from '../test/helpers/db.js';
-import { freePort } from '../test/helpers/ports.js';
+import { startExporterProcess, type ExporterProcess } from '../test/helpers/exporter-process.js';
 import { createTestRedis, type TestRedis } from '../test/helpers/redis.js';
-
-const ROOT = path.join(import.meta.dirname, '..');
 
 /** How much data the load runs against (a mid-size platform). */
 export interface LoadDataset {
@@ -65,38 +62,20 @@ export async function seed(db: TestDatabase, redis: TestRedis, d: LoadDataset): 
   }
 }
 
-/** The exporter in a child process: `node dist/main.js` (as `npm start`) or `node --import tsx src/main.ts`. */
-export interface ExporterProcess {
-  child: ChildProcess;
+/** The exporter in a child process, with the API token the load runs send. */
+export interface LoadExporter {
+  process: ExporterProcess;
   port: number;
   authorization: string;
   stop(): Promise<number | null>;
 }
 
-function get(port: number, url: string): Promise<number> {
-  return new Promise((resolve) => {
-    const req = request({ host: '127.0.0.1', port, path: url, agent: false }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-    });
-    req.on('error', () => resolve(0));
-    req.end();
-  });
-}
-
-export async function startExporter(
-  db: TestDatabase,
-  redis: TestRedis,
-  env: Record<string, string> = {},
-  /** Run the build `npm start` runs (dist/, built by the caller) instead of the sources through tsx. */
-  compiled = false,
-): Promise<ExporterProcess> {
-  const port = await freePort();
+/** Starts the exporter on `db` and `redis`: the `npm start` build when `built`, else the sources through tsx. */
+export async function startExporter(db: TestDatabase, redis: TestRedis, env: Record<string, string> = {}, built = false): Promise<LoadExporter> {
   const token = makeToken('load', ['ops:overview:read']);
-  const child = spawn(process.execPath, compiled ? ['dist/main.js'] : ['--import', 'tsx', 'src/main.ts'], {
-    cwd: ROOT,
+  const p = await startExporterProcess({
+    run: built ? 'built' : 'source',
     env: {
-      PATH: process.env.PATH ?? '',
       DATABASE_URL: db.readerUrl,
       REDIS_URL: redis.url,
       OPS_QUEUE_PREFIXES: redis.prefix,
@@ -104,86 +83,15 @@ export async function startExporter(
       OPS_API_RATE_LIMIT_PER_MINUTE: '1000000',
       OPS_COLLECT_INTERVAL_SECONDS: '5',
       OPS_QUEUE_DISCOVERY_INTERVAL_SECONDS: '10',
-      HOST: '127.0.0.1',
-      PORT: String(port),
       LOG_LEVEL: 'warn',
       ...env,
     },
-    stdio: ['ignore', 'inherit', 'inherit'],
   });
-  const deadline = Date.now() + 60_000;
-  while ((await get(port, '/readyz')) !== 200) {
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error('the exporter did not become ready');
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  return {
-    child,
-    port,
-    authorization: `Bearer ${token.token}`,
-    stop: () =>
-      new Promise((resolve) => {
-        if (child.exitCode !== null) return resolve(child.exitCode);
-        child.once('exit', (code) => resolve(code));
-        child.kill('SIGTERM');
-      }),
-  };
+  return { process: p, port: p.port, authorization: `Bearer ${token.token}`, stop: () => p.stop() };
 }
 
-/** What one wrk run measured. */
-export interface WrkResult {
-  requests: number;
-  requestsPerSecond: number;
-  p50Ms: number;
-  p99Ms: number;
-  maxMs: number;
-  /** Socket errors (connect, read, write, timeout) plus non-2xx answers. */
-  errors: number;
-  raw: string;
-}
-
-function ms(value: string, unit: string): number {
-  const n = Number(value);
-  return unit === 'us' ? n / 1000 : unit === 's' ? n * 1000 : unit === 'm' ? n * 60_000 : n;
-}
-
-/** Parses `wrk --latency` output (pure). */
-export function parseWrk(out: string): WrkResult {
-  const pct = (p: number) => {
-    const m = new RegExp(`^\\s+${p}%\\s+([\\d.]+)(us|ms|s|m)\\s*$`, 'm').exec(out);
-    if (!m) throw new Error(`wrk output has no ${p}% line:\n${out}`);
-    return ms(m[1]!, m[2]!);
-  };
-  const max = /^\s+Latency\s+\S+\s+\S+\s+([\d.]+)(us|ms|s|m)/m.exec(out);
-  const rps = /^Requests\/sec:\s+([\d.]+)/m.exec(out);
-  const total = /^\s+(\d+) requests in/m.exec(out);
-  if (!rps || !total || !max) throw new Error(`unexpected wrk output:\n${out}`);
-  const non2xx = /Non-2xx or 3xx responses:\s+(\d+)/.exec(out);
-  const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
-  const errors = Number(non2xx?.[1] ?? 0) + (sock ? [1, 2, 3, 4].reduce((n, i) => n + Number(sock[i]), 0) : 0);
-  return { requests: Number(total[1]), requestsPerSecond: Number(rps[1]), p50Ms: pct(50), p99Ms: pct(99), maxMs: ms(max[1]!, max[2]!), errors, raw: out };
-}
-
-/** Runs wrk (2 threads) against `url` for `seconds` with `connections`. */
-export function runWrk(url: string, connections: number, seconds: number, headers: Record<string, string> = {}): Promise<WrkResult> {
-  const args = ['-t2', `-c${connections}`, `-d${seconds}s`, '--timeout', '10s', '--latency', ...Object.entries(headers).flatMap(([k, v]) => ['-H', `${k}: ${v}`]), url];
-  return new Promise((resolve, reject) => {
-    const child = spawn('wrk', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    child.on('error', reject);
-    child.on('exit', (code) => (code === 0 ? resolve(parseWrk(out)) : reject(new Error(`wrk exited ${code}:\n${out}`))));
-  });
-}
-
-/** Resident set size of `pid`, MiB (from /proc). */
-export function rssMiB(pid: number): number {
-  const m = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) / 1024 : Number.NaN;
-}
-
-/** One load run: wrk plus RSS sampled every second. */
-export interface LoadRun extends WrkResult {
+/** One load run: the load generator's figures plus RSS sampled every second. */
+export interface LoadRun extends LoadResult {
   label: string;
   connections: number;
   seconds: number;
@@ -192,12 +100,12 @@ export interface LoadRun extends WrkResult {
   rssLastMiB: number;
 }
 
-export async function loadRun(e: ExporterProcess, label: string, urlPath: string, connections: number, seconds: number): Promise<LoadRun> {
+export async function loadRun(e: LoadExporter, label: string, urlPath: string, connections: number, seconds: number): Promise<LoadRun> {
   const rss: number[] = [];
-  const sampler = setInterval(() => rss.push(rssMiB(e.child.pid!)), 1_000);
+  const sampler = setInterval(() => rss.push(e.process.rssBytes() / 2 ** 20), 1_000);
   try {
     const headers: Record<string, string> = urlPath.startsWith('/api/') ? { Authorization: e.authorization } : {};
-    const result = await runWrk(`http://127.0.0.1:${e.port}${urlPath}`, connections, seconds, headers);
+    const result = await runLoad(`http://127.0.0.1:${e.port}${urlPath}`, { connections, seconds, headers });
     const window = Math.max(1, Math.min(10, Math.floor(rss.length / 3)));
     const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
     return { ...result, label, connections, seconds, rssFirstMiB: mean(rss.slice(0, window)), rssLastMiB: mean(rss.slice(-window)) };
@@ -223,22 +131,19 @@ export function table(runs: readonly LoadRun[]): string {
 export const RSS_GROWTH_BOUND_MIB = 50;
 
 async function main(): Promise<void> {
-  if (spawnSync('wrk', ['--version']).error) throw new Error('wrk is not installed (Debian: apt-get install wrk)');
   const seconds = Number(process.env.LOAD_SECONDS ?? 60);
   const db = await createTestDatabase('load');
   const redis = await createTestRedis('load');
-  let e: ExporterProcess | undefined;
+  let e: LoadExporter | undefined;
   try {
     console.error(`seeding ${JSON.stringify(DEFAULT_DATASET)} ...`);
     await seed(db, redis, DEFAULT_DATASET);
-    // The code `npm start` runs: build it first.
-    const build = spawnSync('npm', ['run', '-s', 'build'], { cwd: ROOT, stdio: 'inherit' });
-    if (build.status !== 0) throw new Error('npm run build failed');
+    // The code `npm start` runs (built first).
     e = await startExporter(db, redis, {}, true);
     const runs: LoadRun[] = [];
     for (const [label, url] of [['/metrics', '/metrics'], ['/api/ops/overview', '/api/ops/overview']] as const) {
       for (const connections of [10, 100]) {
-        console.error(`wrk ${label} ${connections} connections ${seconds} s ...`);
+        console.error(`${label} ${connections} connections ${seconds} s ...`);
         runs.push(await loadRun(e, label, url, connections, seconds));
       }
     }

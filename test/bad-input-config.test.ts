@@ -124,8 +124,7 @@ describe('every invalid variable gives one start-up error naming it', () => {
     for (const secret of SECRETS) expect((error as ConfigError).message).not.toContain(secret);
   });
 
-  // num() in src/config.ts reads numbers with Number(): "0x50" is port 80,
-  // "1e3" is 1000. Flip to it() once it accepts decimal notation only (see the report).
+  // Number() would read "0x50" as port 80 and "1e3" as 1000: only decimal notation is a number here.
   it.each(['0x50', '1e3', '0b1010'])('PORT=%s is refused, not read as another notation', (port) => {
     expect(() => loadConfig({ ...BASE, PORT: port })).toThrow(ConfigError);
   });

@@ -13,7 +13,6 @@ import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 import { promtoolCheck, samples, value } from './helpers/prom-text.js';
 import { createTestRedis, type TestRedis } from './helpers/redis.js';
 
-const connection = { host: '127.0.0.1', port: 6379 };
 
 interface Outcome {
   text: string;
@@ -33,7 +32,7 @@ interface Case {
 
 /** Adds `n` jobs to `name` and returns their ids, oldest first. */
 async function addJobs(r: TestRedis, name: string, n: number): Promise<string[]> {
-  const q = new Queue(name, { connection, prefix: r.prefix });
+  const q = new Queue(name, { connection: { host: '127.0.0.1', port: r.port }, prefix: r.prefix });
   const ids: string[] = [];
   for (let i = 0; i < n; i++) {
     ids.push((await q.add('job', { i }, { timestamp: 1_700_000_000_000 + i * 1000 })).id!);
@@ -223,19 +222,8 @@ async function run(c: Case): Promise<Outcome> {
     };
   } finally {
     await t?.app.close();
-    await deleteRawKeys(r);
     await r.cleanup();
   }
-}
-
-/** Deletes the prefix's keys by their bytes (a name that is not UTF-8 cannot be deleted by a decoded string). */
-async function deleteRawKeys(r: TestRedis): Promise<void> {
-  let cursor = '0';
-  do {
-    const [next, keys] = await r.client.scanBuffer(cursor, 'MATCH', `${r.prefix}:*`, 'COUNT', 1000);
-    cursor = next.toString();
-    if (keys.length > 0) await r.client.unlink(...keys);
-  } while (cursor !== '0');
 }
 
 describe('bad BullMQ content', () => {

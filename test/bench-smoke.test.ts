@@ -5,13 +5,15 @@
  */
 import { Queue } from 'bullmq';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expectedCounts, loadTables, SCALES, TABLES } from '../bench/dataset.js';
 import { parseMetrics } from '../bench/exporter-process.js';
+import { percentile, runLoad } from '../bench/http-load.js';
 import { ownerOf, readPlans } from '../bench/db-stats.js';
-import { parseWrk } from '../bench/http-load.js';
 import { parseInfo } from '../bench/redis-stats.js';
 import { expectedQueueCounts, expectedWorkers, generateQueues, jobsInQueue, openWorkerConnections, queueName } from '../bench/queue-dataset.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
@@ -80,26 +82,37 @@ describe('bench dataset generator (tiny scale)', () => {
 });
 
 describe('bench output parsers', () => {
-  it('reads wrk --latency output', () => {
-    const out = [
-      'Running 20s test @ http://127.0.0.1:9471/metrics',
-      '  2 threads and 10 connections',
-      '  Thread Stats   Avg      Stdev     Max   +/- Stdev',
-      '    Latency     3.21ms    1.02ms  25.10ms   90.00%',
-      '    Req/Sec     1.55k   120.00     1.80k    70.00%',
-      '  Latency Distribution',
-      '     50%    3.01ms',
-      '     75%    3.50ms',
-      '     90%    4.20ms',
-      '     99%   12.50ms',
-      '  61900 requests in 20.01s, 1.20GB read',
-      '  Non-2xx or 3xx responses: 3',
-      'Requests/sec:   3093.45',
-      'Transfer/sec:     61.40MB',
-    ].join('\n');
-    expect(parseWrk(out)).toEqual({ p50Ms: 3.01, p75Ms: 3.5, p90Ms: 4.2, p99Ms: 12.5, requestsPerSecond: 3093.45, requests: 61900, errors: 3 });
-    expect(parseWrk(out.replace('12.50ms', '1.05s')).p99Ms).toBe(1050);
-    expect(parseWrk(out.replace('3.01ms', '950.00us')).p50Ms).toBe(0.95);
+  it('the load generator counts every answer, non-2xx ones as errors, with sub-millisecond latencies', async () => {
+    let answered = 0;
+    const server = http.createServer((req, res) => {
+      answered += 1;
+      res.statusCode = req.url === '/fail' ? 503 : 200;
+      res.end('ok');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    try {
+      const ok = await runLoad(`http://127.0.0.1:${port}/`, { connections: 2, seconds: 1 });
+      expect(ok.requests).toBeGreaterThan(0);
+      expect(ok.errors).toBe(0);
+      expect(ok.p50Ms).toBeLessThanOrEqual(ok.p99Ms);
+      expect(ok.p99Ms).toBeLessThanOrEqual(ok.maxMs);
+      expect([ok.p50Ms, ok.p99Ms, ok.maxMs].some((ms) => !Number.isInteger(ms))).toBe(true);
+      const before = answered;
+      const failing = await runLoad(`http://127.0.0.1:${port}/fail`, { connections: 2, seconds: 1 });
+      // The server also answered what was in flight on the two connections when the run ended.
+      expect(answered - before - failing.requests).toBeGreaterThanOrEqual(0);
+      expect(answered - before - failing.requests).toBeLessThanOrEqual(2);
+      expect(failing.errors).toBe(failing.requests);
+    } finally {
+      server.close();
+    }
+  });
+
+  it('takes the nearest-rank percentile', () => {
+    const sorted = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+    expect([percentile(sorted, 50), percentile(sorted, 90), percentile(sorted, 99), percentile(sorted, 100)]).toEqual([5, 9, 10, 10]);
+    expect(percentile([], 50)).toBeNaN();
   });
 
   it('reads Prometheus text samples with labels', () => {

@@ -12,7 +12,6 @@ import { series, value } from './helpers/metrics.js';
 import { startRedisServer, type RedisServer } from './helpers/redis-server.js';
 import { createTestRedis, type TestRedis } from './helpers/redis.js';
 
-const connection = { host: '127.0.0.1', port: 6379, maxRetriesPerRequest: null };
 const STATES = ['waiting', 'active', 'delayed', 'failed', 'completed', 'paused', 'prioritized', 'waiting-children'] as const;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -33,8 +32,9 @@ describe('BullMQ queues', () => {
   const firstAdded: Record<string, number> = {};
   let release: () => void = () => undefined;
 
+  const connection = () => ({ host: '127.0.0.1', port: redis.port, maxRetriesPerRequest: null });
   const queue = (name: string) => {
-    const q = new Queue(name, { connection, prefix: redis.prefix });
+    const q = new Queue(name, { connection: connection(), prefix: redis.prefix });
     queues.push(q);
     return q;
   };
@@ -82,7 +82,7 @@ describe('BullMQ queues', () => {
       if (job.data.hold) await gate;
     };
     for (const name of ['w1', 'w2']) {
-      const w = new Worker('cloudpod', processor, { connection, prefix: redis.prefix, name, concurrency: 1 });
+      const w = new Worker('cloudpod', processor, { connection: connection(), prefix: redis.prefix, name, concurrency: 1 });
       w.on('error', () => undefined);
       workers.push(w);
     }
@@ -250,57 +250,89 @@ describe('a Redis that stops', () => {
 });
 
 describe('queue discovery in a large keyspace', () => {
-  let redis: TestRedis;
+  // The README's promise: discovery SCANs `<prefix>:*:meta` hashes a bounded
+  // number of calls per collection, resumes in the next, and starts a pass
+  // once per discovery interval; a pass over a million keys is about a
+  // thousand calls of COUNT 1000. Counted in SCAN calls and collections on a
+  // Redis of the test's own, never in wall time.
+  const FOREIGN_KEYS = 1_000_000;
+  const QUEUES = Array.from({ length: 30 }, (_, i) => `q${String(i).padStart(2, '0')}`);
+  let server: RedisServer;
+  let client: import('ioredis').Redis;
+  let keyspace: number;
+
   beforeAll(async () => {
-    redis = await createTestRedis('discovery');
-    // 20,000 keys that are not queues, and three queues, under one prefix.
-    const filler = redis.client.pipeline();
-    for (let i = 0; i < 20_000; i++) filler.set(`${redis.prefix}:cache:${i}`, 'x');
-    await filler.exec();
-    for (const name of ['a', 'b', 'c']) {
-      const q = new Queue(name, { connection, prefix: redis.prefix });
+    server = await startRedisServer(['--enable-debug-command', 'local']);
+    const { Redis } = await import('ioredis');
+    client = new Redis(server.url);
+    // A million keys that are not queues, among them BullMQ-looking meta hashes
+    // under another prefix, and 30 real queues under `bull`.
+    await client.call('DEBUG', 'POPULATE', String(FOREIGN_KEYS), 'foreign');
+    for (let i = 0; i < 100; i++) await client.hset(`other:q${i}:meta`, 'opts.maxLenEvents', '10000');
+    const connection = { host: '127.0.0.1', port: server.port, maxRetriesPerRequest: null };
+    for (const name of QUEUES) {
+      const q = new Queue(name, { connection, prefix: 'bull' });
       await q.add('x', {});
       await q.close();
     }
+    keyspace = await client.dbsize();
   });
   afterAll(async () => {
-    await redis?.cleanup();
+    client?.disconnect();
+    await server?.destroy();
   });
 
-  it('spends at most its SCAN budget per collection and finds every queue over several', async () => {
+  it('spends at most its SCAN budget per collection, resumes in the next, and finds every queue in about keys / 1000 calls', async () => {
     const { queuesSource } = await import('../src/sources/queues.js');
     const { Redis } = await import('ioredis');
-    const client = new Redis(redis.url);
+    const reader = new Redis(server.url);
+    // Every SCAN reply, so what is known after each collection can be compared with what SCAN returned so far.
+    const metaKeysSeen = new Set<string>();
     let calls = 0;
-    const scan = client.scanBuffer.bind(client);
-    client.scanBuffer = ((...args: Parameters<typeof scan>) => {
+    const scan = reader.scanBuffer.bind(reader);
+    reader.scanBuffer = (async (...args: Parameters<typeof scan>) => {
       calls += 1;
-      return scan(...args);
-    }) as typeof client.scanBuffer;
+      const reply = await scan(...args);
+      for (const k of reply[1]) metaKeysSeen.add(k.toString());
+      return reply;
+    }) as typeof reader.scanBuffer;
+    const passStarted = Date.parse('2026-03-01T00:00:00Z');
+    // The injected clock stands still during the pass: the interval cannot start another.
+    let now = passStarted;
+    // A timeout so long that only the call budget bounds a collection.
+    const collect = () => source.collect({ now: new Date(now), signal: new AbortController().signal, timeoutMs: 600_000 });
+    const source = queuesSource(reader, { prefixes: ['bull'], discoveryIntervalSeconds: 60, maxPriorityLevels: 8, scanCallsPerCollection: 10 });
     try {
-      const source = queuesSource(client, { prefixes: [redis.prefix], discoveryIntervalSeconds: 3600, maxPriorityLevels: 8, scanCallsPerCollection: 1 });
-      const seen: number[] = [];
-      // The shared Redis holds other tests' keys too: a pass takes as many calls as the keyspace needs.
-      for (let i = 0; i < 200 && seen.at(-1) !== 3; i++) {
+      let passCalls = 0;
+      let collections = 0;
+      let found: string[] = [];
+      do {
         calls = 0;
-        const data = await source.collect({ now: new Date(), signal: new AbortController().signal, timeoutMs: 5000 });
-        expect(calls).toBeLessThanOrEqual(1);
-        seen.push(data.queues.length);
-      }
-      // Found progressively (one call sees ~1,000 of 20,000 keys), never lost, all three in the end.
-      expect(seen.at(-1)).toBe(3);
-      expect(seen.every((n, i) => i === 0 || n >= seen[i - 1]!)).toBe(true);
-      expect(seen[0]).toBeLessThan(3);
-      // Finish the pass; then no SCAN until the next discovery interval.
-      for (let i = 0; i < 1000 && calls > 0; i++) {
-        calls = 0;
-        await source.collect({ now: new Date(), signal: new AbortController().signal, timeoutMs: 5000 });
-      }
+        const data = await collect();
+        collections += 1;
+        passCalls += calls;
+        expect(calls).toBeLessThanOrEqual(10);
+        // Known as soon as SCAN returned it, never lost afterwards.
+        found = data.queues.map((q) => q.name).sort();
+        expect(found).toEqual([...metaKeysSeen].map((k) => k.slice('bull:'.length, -':meta'.length)).sort());
+      } while (calls === 10 && collections < 1000);
+      expect(found).toEqual(QUEUES);
+      // About one call per 1,000 keys (SCAN's COUNT is a hint over hash buckets).
+      expect(keyspace).toBeGreaterThan(FOREIGN_KEYS);
+      expect(passCalls).toBeGreaterThanOrEqual(Math.floor(keyspace / 1000 / 2));
+      expect(passCalls).toBeLessThanOrEqual(Math.ceil((keyspace / 1000) * 1.5));
+      expect(collections).toBe(Math.ceil(passCalls / 10) + (passCalls % 10 === 0 ? 1 : 0));
+
+      // No SCAN until the discovery interval (60 s from the start of the pass) has passed.
+      now = passStarted + 59_999;
       calls = 0;
-      await source.collect({ now: new Date(), signal: new AbortController().signal, timeoutMs: 5000 });
+      expect((await collect()).queues).toHaveLength(30);
       expect(calls).toBe(0);
+      now = passStarted + 60_000;
+      await collect();
+      expect(calls).toBe(10);
     } finally {
-      client.disconnect();
+      reader.disconnect();
     }
   });
 });

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 import { buildTestExporter, overview, scrape } from './helpers/exporter.js';
 import { series, value, type ParsedSample } from './helpers/metrics.js';
+import { createTestRedis, type TestRedis } from './helpers/redis.js';
 
 const NOW = new Date('2026-01-15T12:00:00.000Z');
 const S = 1000;
@@ -102,6 +103,7 @@ async function seed(db: TestDatabase): Promise<void> {
 
 describe('seeded scenario', () => {
   let db: TestDatabase;
+  let redis: TestRedis;
   let app: FastifyInstance;
   let m: ParsedSample[];
   let text: string;
@@ -109,14 +111,16 @@ describe('seeded scenario', () => {
 
   beforeAll(async () => {
     db = await createTestDatabase('scenario');
+    redis = await createTestRedis('scenario');
     await seed(db);
-    app = await buildTestExporter({ db, now: () => NOW });
+    app = await buildTestExporter({ db, redis, now: () => NOW });
     await app.collection.collectAll();
     ({ text, samples: m } = await scrape(app));
     api = (await overview(app)).body;
   });
   afterAll(async () => {
     await app?.close();
+    await redis?.cleanup();
     await db?.drop();
   });
 
@@ -341,14 +345,17 @@ describe('seeded scenario', () => {
 
 describe('optional modules', () => {
   let db: TestDatabase;
+  let redis: TestRedis;
   let app: FastifyInstance;
 
   beforeAll(async () => {
     db = await createTestDatabase('optional');
-    app = await buildTestExporter({ db, now: () => NOW });
+    redis = await createTestRedis('optional');
+    app = await buildTestExporter({ db, redis, now: () => NOW });
   });
   afterAll(async () => {
     await app?.close();
+    await redis?.cleanup();
     await db?.drop();
   });
 

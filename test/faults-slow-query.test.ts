@@ -8,7 +8,7 @@
  */
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createTestApp, waitFor, type TestApp } from './helpers/app.js';
+import { createTestApp, metricsText, waitFor, type TestApp } from './helpers/app.js';
 import { sessions, type SessionRow } from './helpers/pg-cluster.js';
 import { value } from './helpers/prom-text.js';
 
@@ -52,14 +52,7 @@ const CLIENT_SLACK_S = 2.5;
 /** The longest any exporter statement had been running in `seen`, seconds. */
 const longestActive = (seen: SessionRow[][]) => Math.max(0, ...seen.flat().filter((r) => r.state === 'active').map((r) => r.seconds));
 
-async function metrics(): Promise<string> {
-  const started = performance.now();
-  const res = await t.app.inject('/metrics');
-  expect(res.statusCode).toBe(200);
-  // Generous: a scrape renders in milliseconds, but the test files share 2 cores.
-  expect(performance.now() - started).toBeLessThan(2_000);
-  return res.body;
-}
+const metrics = () => metricsText(t);
 
 beforeAll(async () => {
   process.on('unhandledRejection', onUnhandled);

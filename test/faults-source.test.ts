@@ -10,7 +10,7 @@ import type { SourceName } from '../src/catalog.js';
 import { MAX_LABEL_VALUE_LENGTH } from '../src/metrics/bound.js';
 import type { Sample } from '../src/metrics/sample.js';
 import type { Source, SourceData } from '../src/sources/types.js';
-import { createTestApp, waitFor, type TestApp } from './helpers/app.js';
+import { createTestApp, metricsText, waitFor, type TestApp } from './helpers/app.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 import { promtoolCheck, samples, value } from './helpers/prom-text.js';
 import { createTestRedis, type TestRedis } from './helpers/redis.js';
@@ -68,11 +68,7 @@ async function appWith(source: Source, env: Record<string, string> = {}, startCo
   return t;
 }
 
-async function metrics(app: TestApp): Promise<string> {
-  const res = await app.app.inject('/metrics');
-  expect(res.statusCode).toBe(200);
-  return res.body;
-}
+const metrics = metricsText;
 
 /** The other four sources are up and serve their series. */
 function othersFine(text: string, except: SourceName = 'backups') {
@@ -119,9 +115,8 @@ describe('a source that fails', () => {
     expect(app.logs.lines().filter((l) => l.msg === 'source backups is down')).toHaveLength(1);
   });
 
-  // prom-client serves a label-less gauge as 0 after reset() unless it is
-  // removed: src/metrics/registry.ts must call this.remove() for a label-less
-  // family without samples. Flip to it() once it does (see the report).
+  // prom-client serves a label-less gauge as 0 after reset() unless the
+  // registry removes a label-less family that has no samples.
   it('serves no label-less series of a source that is down (not a 0 that reads as "not installed")', async () => {
     const app = await appWith(fake(async () => {
       throw new Error('down');

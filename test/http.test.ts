@@ -156,10 +156,8 @@ describe('content negotiation on /metrics', () => {
   });
 
   // prom-client's OpenMetrics registry renames shared counter objects in place
-  // (metric.name loses "_total"), so once Prometheus has scraped OpenMetrics
-  // the text format serves ops_source_errors instead of ops_source_errors_total.
-  // Fix in src/metrics/registry.ts (one metric object per registry, see the
-  // report); flip to it() then.
+  // (metric.name loses "_total"): the text format must not serve
+  // ops_source_errors after an OpenMetrics scrape.
   it('the text format keeps its _total counters after an OpenMetrics scrape (promtool passes)', async () => {
     await t.app.inject({ url: '/metrics', headers: { accept: PROMETHEUS_ACCEPT } });
     // A collection in between: /metrics renders anew rather than from its cache.

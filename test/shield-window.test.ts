@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 import { buildTestExporter, scrape } from './helpers/exporter.js';
 import { value } from './helpers/metrics.js';
+import { createTestRedis, type TestRedis } from './helpers/redis.js';
 
 const H = 3_600_000;
 const DECISIONS = ['ALLOW', 'BLOCK', 'CHALLENGE', 'RATE_LIMITED', 'UNKNOWN'];
@@ -18,6 +19,7 @@ const literal = (d: Date) => d.toISOString().replace('T', ' ').replace('Z', '');
 
 describe('incremental shield window', () => {
   let db: TestDatabase;
+  let redis: TestRedis;
   let app: FastifyInstance;
   let now = new Date('2026-03-01T00:00:00.000Z');
   let inserted: Record<string, number>;
@@ -63,6 +65,7 @@ describe('incremental shield window', () => {
 
   beforeAll(async () => {
     db = await createTestDatabase('shield');
+    redis = await createTestRedis('shield');
     // History on both sides of the window, and the window itself.
     await insert(-30 * H, 'BLOCK', 50);
     await insert(-24 * H, 'ALLOW', 3);
@@ -73,6 +76,7 @@ describe('incremental shield window', () => {
     await insert(0.5 * H, 'CHALLENGE', 4); // dated in the future
     app = await buildTestExporter({
       db,
+      redis,
       now: () => now,
       env: { OPS_SHIELD_RECOUNT_INTERVAL_SECONDS: String(6 * 3600), OPS_SHIELD_LATE_COMMIT_SECONDS: '600' },
     });
@@ -80,6 +84,7 @@ describe('incremental shield window', () => {
   });
   afterAll(async () => {
     await app?.close();
+    await redis?.cleanup();
     await db?.drop();
   });
 
@@ -159,7 +164,7 @@ describe('incremental shield window', () => {
   it('starts exact again after a restart', async () => {
     advance(15_000);
     await insert(-60_000, 'ALLOW', 3);
-    const restarted = await buildTestExporter({ db, now: () => now });
+    const restarted = await buildTestExporter({ db, redis, now: () => now });
     try {
       const { window, totals } = await exported(restarted);
       expect(window).toEqual(await bruteForce());

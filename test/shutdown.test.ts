@@ -5,17 +5,14 @@
  * exits 0 within a bound, also when the database hangs; its output never
  * carries the database password.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { request, Agent } from 'node:http';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeToken, waitFor } from './helpers/app.js';
 import { clusterDatabase, READER_PASSWORD, sessions, startPgCluster, type PgCluster } from './helpers/pg-cluster.js';
 import type { TestDatabase } from './helpers/db.js';
-import { freePort } from './helpers/ports.js';
+import { startExporterProcess, type ExporterProcess } from './helpers/exporter-process.js';
 import { createTestRedis, type TestRedis } from './helpers/redis.js';
 
-const ROOT = path.join(import.meta.dirname, '..');
 /** The bound a shutdown must meet (main.ts forces an exit at 10 s). */
 const SHUTDOWN_BOUND_MS = 10_000;
 
@@ -23,41 +20,22 @@ let cluster: PgCluster;
 let db: TestDatabase;
 let redis: TestRedis;
 
-interface Exporter {
-  child: ChildProcess;
-  port: number;
-  output: () => string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>;
-}
+type Exporter = ExporterProcess;
 
-async function startExporter(): Promise<Exporter> {
-  const port = await freePort();
+function startExporter(): Promise<Exporter> {
   const token = makeToken('shutdown', ['ops:overview:read']);
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-    cwd: ROOT,
+  return startExporterProcess({
     env: {
-      PATH: process.env.PATH ?? '',
       DATABASE_URL: db.readerUrl,
       REDIS_URL: redis.url,
       OPS_QUEUE_PREFIXES: redis.prefix,
       OPS_API_TOKENS: JSON.stringify([token.entry]),
-      HOST: '127.0.0.1',
-      PORT: String(port),
       LOG_LEVEL: 'info',
       OPS_COLLECT_INTERVAL_SECONDS: '1',
       OPS_COLLECT_TIMEOUT_SECONDS: '2',
     },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    readyTimeoutMs: 30_000,
   });
-  let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>((resolve) =>
-    child.on('exit', (code, signal) => resolve({ code, signal, at: Date.now() })),
-  );
-  const exporter = { child, port, output: () => out, exited };
-  await waitFor(async () => (await get(exporter, '/readyz').catch(() => ({ status: 0 }))).status === 200, 30_000, 'the exporter to be ready');
-  return exporter;
 }
 
 function get(e: Exporter, url: string, agent?: Agent): Promise<{ status: number; body: string }> {

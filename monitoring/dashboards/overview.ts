@@ -12,7 +12,7 @@ import { PanelBuilder as TableBuilder } from '@grafana/grafana-foundation-sdk/ta
 import { PanelBuilder as TimeseriesBuilder } from '@grafana/grafana-foundation-sdk/timeseries';
 import { MISSING_NODE_STATUS, UNKNOWN_LABEL } from '../../src/catalog.js';
 import { config, type BackupResourceType } from '../config.js';
-import { acrossReplicas, by, exporterUp, humanDuration, oneOf, sel } from '../promql.js';
+import { acrossReplicas, by, exporterUp, humanizeDuration, oneOf, sel } from '../promql.js';
 import { RECORDED } from '../rules.js';
 import {
   dashedThresholds,
@@ -108,7 +108,7 @@ function firstRow() {
     .noValue('source down')
     .links(statLinks(P.coreNodesTable, 'core_nodes'));
 
-  const queues = stat(P.statQueues, 'Queues behind / without workers', `Queues whose oldest waiting job is older than ${humanDuration(c.queues.oldestWaitingWarningSeconds)} (OpsQueueBacklogGrowing fires when their backlog also grows), and queues with waiting jobs but no connected worker (OpsQueueNoWorkers pages).`)
+  const queues = stat(P.statQueues, 'Queues behind / without workers', `Queues whose oldest waiting job is older than ${humanizeDuration(c.queues.oldestWaitingWarningSeconds)} (OpsQueueBacklogGrowing fires when their backlog also grows), and queues with waiting jobs but no connected worker (OpsQueueNoWorkers pages).`)
     .withTarget(query('A', orZero(`count(${RECORDED.queueOldestAge} > ${c.queues.oldestWaitingWarningSeconds})`, 'queues'), { legend: 'behind', instant: true }))
     .withTarget(query('B', orZero(noWorkersExpr(), 'queues'), { legend: 'no workers', instant: true }))
     .overrideByName('behind', [thresholdsOverride('green', [1, 'orange'])])
@@ -206,7 +206,7 @@ function coreNodesRow(): Section {
   const table = new TableBuilder()
     .id(P.coreNodesTable)
     .title('Core nodes')
-    .description(`Every core node: status (OFFLINE pages after ${c.coreNodes.downFor}), role, whether it is expected, CPU, RAM and disk utilisation from its latest metrics sample (coloured at the alert thresholds), and how old that sample is (stale after ${humanDuration(c.coreNodes.metricsStaleAfterSeconds)}). Empty cells are unknown values, never zero.`)
+    .description(`Every core node: status (OFFLINE pages after ${c.coreNodes.downFor}), role, whether it is expected, CPU, RAM and disk utilisation from its latest metrics sample (coloured at the alert thresholds), and how old that sample is (stale after ${humanizeDuration(c.coreNodes.metricsStaleAfterSeconds)}). Empty cells are unknown values, never zero.`)
     .height(10)
     .span(24)
     .withTarget(query('A', `max by (${by('node', 'status')}) (${sel('coreNodeStatus')}) == 1`, { table: true }))
@@ -273,7 +273,7 @@ function queuesRow(): Section {
       .legend(tableLegend());
   return section('Queues', P.rowQueues, [
     series(P.queuesBacklog, 'Backlog', 'Jobs waiting for a worker per queue (waiting + prioritized + paused). A backlog that keeps growing while its oldest job ages raises OpsQueueBacklogGrowing.', `${RECORDED.queueBacklog}{${q}}`, 'short'),
-    series(P.queuesOldestAge, 'Oldest waiting job', `Age of the oldest job still waiting per queue; the dashed line is the OpsQueueBacklogGrowing age threshold (${humanDuration(c.queues.oldestWaitingWarningSeconds)}).`, `${RECORDED.queueOldestAge}{${q}}`, 's')
+    series(P.queuesOldestAge, 'Oldest waiting job', `Age of the oldest job still waiting per queue; the dashed line is the OpsQueueBacklogGrowing age threshold (${humanizeDuration(c.queues.oldestWaitingWarningSeconds)}).`, `${RECORDED.queueOldestAge}{${q}}`, 's')
       .thresholds(thresholds('green', [c.queues.oldestWaitingWarningSeconds, 'orange']))
       .thresholdsStyle(dashedThresholds()),
     series(P.queuesWorkers, 'Workers', `Workers connected per queue. A queue with waiting jobs and 0 workers for ${c.queues.noWorkersFor} pages (OpsQueueNoWorkers). Empty when Redis forbids CLIENT LIST.`, `max by (${by('prefix', 'queue')}) (${sel('queueWorkers', q)})`, 'short'),

@@ -159,3 +159,30 @@ export async function waitFor(predicate: () => boolean | Promise<boolean>, timeo
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }
+
+/** GET /metrics of a test app: the text, once it answered 200. */
+export async function metricsText(app: TestApp | FastifyInstance): Promise<string> {
+  const res = await ('app' in app ? app.app : app).inject('/metrics');
+  if (res.statusCode !== 200) throw new Error(`/metrics answered ${res.statusCode}`);
+  return res.body;
+}
+
+/** Scrapes /metrics every 100 ms until stopped; `statuses` grows as they answer. */
+export function scrapeLoop(app: TestApp): { statuses: number[]; stop(): Promise<number[]> } {
+  const statuses: number[] = [];
+  let running = true;
+  const done = (async () => {
+    while (running) {
+      statuses.push((await app.app.inject('/metrics')).statusCode);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  })();
+  return {
+    statuses,
+    async stop() {
+      running = false;
+      await done;
+      return statuses;
+    },
+  };
+}

@@ -1,7 +1,9 @@
 /**
  * Bounded waiting and log capture for the simulator's tests.
  */
-import type { SimulatorLogger } from '../../src/demo/simulator.js';
+import { pgDemoDb } from '../../src/demo/demo-db.js';
+import { createSimulator, type Simulator, type SimulatorLogger, type SimulatorOptions } from '../../src/demo/simulator.js';
+import { createTestDatabase, type TestDatabase } from './db.js';
 
 /**
  * Polls `probe` until it returns a value that is not `undefined`/`false`, and
@@ -30,3 +32,38 @@ export function captureLogger(): SimulatorLogger & { lines: string[] } {
 
 /** Fast loop intervals for tests, in milliseconds. */
 export const FAST_INTERVALS = { metricsMs: 100, shieldMs: 100, jobsMs: 100, findingsMs: 100, backupsMs: 100, pruneMs: 100 } as const;
+
+/** A simulator on a database of its own whose clock stands still (see {@link startStillSimulator}). */
+export interface StillSimulator {
+  db: TestDatabase;
+  sim: Simulator;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts a simulator (database side only) on a fresh database, on a clock
+ * that stands still: its background loops see no time pass and write
+ * nothing, so every `sim.tick()` is exactly one step of
+ * `FAST_INTERVALS.shieldMs` of simulated time. Rates are then counted per
+ * simulated second, whatever the load on the machine.
+ */
+export async function startStillSimulator(label: string, options: Omit<SimulatorOptions, 'db' | 'clock' | 'intervals'>, seed = false): Promise<StillSimulator> {
+  const db = await createTestDatabase(label);
+  // DROP DATABASE ... WITH (FORCE) in drop() may reach a connection still closing.
+  db.admin.on('error', () => undefined);
+  let now = new Date('2026-03-01T12:00:00.000Z');
+  const sim = createSimulator({ ...options, db: pgDemoDb(db.admin), intervals: FAST_INTERVALS, clock: () => now });
+  if (seed) await sim.seed();
+  await sim.start();
+  // start() took each loop's "last tick" at `now - interval`; a step back
+  // makes their first tick see no time pass either (no timer has run yet).
+  now = new Date(now.getTime() - Math.max(...Object.values(FAST_INTERVALS)));
+  return {
+    db,
+    sim,
+    async stop() {
+      await sim.stop();
+      await db.drop();
+    },
+  };
+}

@@ -38,7 +38,8 @@ import { EXPORTER_JOB, RULE_FILES } from '../../monitoring/stack.js';
 import type { TestDatabase } from './db.js';
 import { buildTestExporter } from './exporter.js';
 import { config } from '../../monitoring/config.js';
-import { freePort, startDaemon, tempDir, waitFor, type Daemon } from './monitoring-tools.js';
+import { startDaemon, tempDir, waitFor, type Daemon } from './monitoring-tools.js';
+import { freePort } from './ports.js';
 import type { TestRedis } from './redis.js';
 
 /** Every duration of the bundle is divided by this: 30 s scrapes become 500 ms, `for: 5m` becomes 5 s. */

@@ -14,6 +14,7 @@ export const TEST_TOKEN = 'test-token-with-enough-entropy-0123456789';
 
 export interface TestExporterOptions {
   db: TestDatabase;
+  /** The test's own Redis; required unless `env` gives REDIS_URL. */
   redis?: TestRedis;
   /** Extra environment (overrides). */
   env?: Record<string, string>;
@@ -25,9 +26,11 @@ export interface TestExporterOptions {
 /** Builds (not listening) an exporter app for a test. */
 export async function buildTestExporter(opts: TestExporterOptions): Promise<FastifyInstance> {
   const { createHash } = await import('node:crypto');
+  // The shared Redis holds other programs' keys, which queue discovery would SCAN.
+  if (!opts.redis && !opts.env?.REDIS_URL) throw new Error('give the test exporter a Redis of its own (helpers/redis.ts)');
   const env: Record<string, string> = {
     DATABASE_URL: opts.db.readerUrl,
-    REDIS_URL: opts.redis?.url ?? 'redis://127.0.0.1:6379',
+    REDIS_URL: opts.redis?.url ?? '',
     OPS_QUEUE_PREFIXES: opts.redis?.prefix ?? 'opst-none',
     LOG_LEVEL: 'silent',
     OPS_API_TOKENS: JSON.stringify([

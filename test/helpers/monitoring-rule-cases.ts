@@ -7,7 +7,7 @@
  */
 import { config } from '../../monitoring/config.js';
 import { dashboardUrl, EXPORTER_PANELS, OVERVIEW_PANELS as P } from '../../monitoring/dashboards/ids.js';
-import { durationSeconds, promHumanizeDuration } from '../../monitoring/promql.js';
+import { durationSeconds, humanizeDuration } from '../../monitoring/promql.js';
 import { runbookUrl, type AlertName, type Area, type Severity } from '../../monitoring/rules.js';
 
 /** One input series in promtool's notation. */
@@ -241,7 +241,7 @@ export const ruleCases: RuleCase[] = [
         severity: 'warning',
         labels: { node: 'CLOUD-CORE' },
         summary: 'Metrics of core node CLOUD-CORE are stale.',
-        description: `The last metrics of core node CLOUD-CORE were written ${cn.metricsStaleAfterSeconds / 60 + min(cn.metricsStaleFor) + 5}m 0s ago (limit ${cn.metricsStaleAfterSeconds / 60}m); its CPU, RAM and disk figures are out of date.`,
+        description: `The last metrics of core node CLOUD-CORE were written ${cn.metricsStaleAfterSeconds / 60 + min(cn.metricsStaleFor) + 5}m 0s ago (limit ${humanizeDuration(cn.metricsStaleAfterSeconds)}); its CPU, RAM and disk figures are out of date.`,
         dashboardUrl: nodesUrl,
       },
     ],
@@ -349,7 +349,7 @@ export const ruleCases: RuleCase[] = [
           severity: 'warning' as const,
           labels: { prefix: 'bull', queue: 'hosting' },
           summary: 'Queue hosting is falling behind.',
-          description: `The backlog of queue bull:hosting has grown over the last ${c.queues.backlogGrowthWindow} and its oldest waiting job is ${evalM}m 0s old (limit ${c.queues.oldestWaitingWarningSeconds / 60}m).`,
+          description: `The backlog of queue bull:hosting has grown over the last ${c.queues.backlogGrowthWindow} and its oldest waiting job is ${evalM}m 0s old (limit ${humanizeDuration(c.queues.oldestWaitingWarningSeconds)}).`,
           dashboardUrl: dashboardUrl('overview', P.queuesOldestAge, { queue: 'hosting' }),
         },
       ],
@@ -593,7 +593,7 @@ export const ruleCases: RuleCase[] = [
     const ago = limit + 3600;
     const evalM = min(c.backups.tooOldFor) + 5;
     const age = ago + evalM * 60;
-    const h = promHumanizeDuration;
+    const h = humanizeDuration;
     return {
       alert: 'OpsBackupTooOld' as const,
       name: 'pages when the last DB_CORE backup is older than its limit',

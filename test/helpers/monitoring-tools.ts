@@ -4,9 +4,9 @@
  */
 import { execFile, spawn, spawnSync } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort } from './ports.js';
 
 /** Under CI a missing tool fails the tests; on a developer machine the tests that need it are skipped. */
 export const IN_CI = process.env.CI === 'true' || process.env.CI === '1';
@@ -56,18 +56,6 @@ export async function tempDir(label: string): Promise<{ path: string; cleanup: (
   return { path, cleanup: () => rm(path, { recursive: true, force: true }) };
 }
 
-/** A TCP port free right now on 127.0.0.1 (the OS picks it). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const address = srv.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 /** Polls `check` until it returns a value other than undefined, or fails after `timeoutMs`. */
 export async function waitFor<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 10_000, everyMs = 100): Promise<T> {

@@ -41,7 +41,14 @@ async function waitForPing(url: string, timeoutMs: number): Promise<void> {
   }
 }
 
-export async function startRedisServer(): Promise<RedisServer> {
+/** Servers still running: killed if the test process exits without destroying them. */
+const running = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const c of running) c.kill('SIGKILL');
+});
+
+/** Starts a Redis of the test's own; `args` are extra redis-server options. */
+export async function startRedisServer(args: string[] = []): Promise<RedisServer> {
   const dir = mkdtempSync(path.join(tmpdir(), 'ops-redis-'));
   const port = await freePort();
   const url = `redis://127.0.0.1:${port}`;
@@ -51,9 +58,12 @@ export async function startRedisServer(): Promise<RedisServer> {
     url,
     async start() {
       if (child && child.exitCode === null) return;
-      child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--logfile', ''], {
+      child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--logfile', '', ...args], {
         stdio: 'ignore',
       });
+      const c = child;
+      running.add(c);
+      c.once('exit', () => running.delete(c));
       await waitForPing(url, 10_000);
     },
     async kill(signal = 'SIGKILL') {

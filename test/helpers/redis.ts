@@ -1,18 +1,23 @@
 /**
- * A Redis key prefix per test file on the shared Redis, removed afterwards
- * (never FLUSHALL: other test files use the same server).
+ * A Redis of a test's own: a `redis-server` on a free port (helpers/
+ * redis-server.ts) with a key prefix, stopped afterwards. Never the shared
+ * Redis on 6379: the exporter SCANs the whole keyspace to discover queues and
+ * reads CLIENT LIST for workers, so a test on a shared server would depend on
+ * whatever other programs keep there (issue 15).
  */
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
+import { startRedisServer, type RedisServer } from './redis-server.js';
 
-export const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
-
-/** A test's own BullMQ prefix and a client to clean it up. */
+/** A test's own Redis server, BullMQ prefix and a client on it. */
 export interface TestRedis {
   url: string;
+  /** Port of the server, for BullMQ `connection` options. */
+  port: number;
   prefix: string;
   client: Redis;
-  /** Deletes every key under the prefix and closes the client. */
+  server: RedisServer;
+  /** Closes the client and stops the server (nothing is kept on disk). */
   cleanup(): Promise<void>;
 }
 
@@ -26,16 +31,21 @@ export async function deleteKeys(client: Redis, pattern: string): Promise<void> 
   } while (cursor !== '0');
 }
 
-export async function createTestRedis(label: string, url: string = REDIS_URL): Promise<TestRedis> {
+/** Starts a Redis server of the test's own, with a prefix named after `label`. */
+export async function createTestRedis(label: string): Promise<TestRedis> {
   const prefix = `opst-${label}-${randomBytes(4).toString('hex')}`;
-  const client = new Redis(url, { maxRetriesPerRequest: 1 });
+  const server = await startRedisServer();
+  const client = new Redis(server.url, { maxRetriesPerRequest: 1 });
+  client.on('error', () => undefined);
   return {
-    url,
+    url: server.url,
+    port: server.port,
     prefix,
     client,
+    server,
     async cleanup() {
-      await deleteKeys(client, `${prefix}:*`);
       client.disconnect();
+      await server.destroy();
     },
   };
 }
