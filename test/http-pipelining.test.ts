@@ -13,7 +13,7 @@ import { buildDist, httpGet, memoryMiB, startCompiledExporter, type CompiledExpo
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 import { createTestRedis, type TestRedis } from './helpers/redis.js';
 
-/** Core nodes seeded: /metrics of about 1.1 MB. */
+/** Core nodes seeded: the 500 the exporter reports one by one give /metrics of about 360 KB. */
 const NODES = 3_000;
 /** Pipelined requests each attacking connection sends in one write. */
 const PIPELINED = 3_000;
@@ -68,7 +68,8 @@ describe('pipelined scrapes never read', () => {
       expect((await httpGet(e.port, '/metrics', { accept: 'application/openmetrics-text; version=1.0.0' })).status).toBe(200);
     }
     const size = (await httpGet(e.port, '/metrics')).bytes;
-    expect(size).toBeGreaterThan(1_000_000);
+    // The largest body core nodes alone can produce under the source's bound.
+    expect(size).toBeGreaterThan(300_000);
     const baseline = memoryMiB(e.child.pid!).rss;
 
     const variants = ['', 'Accept: application/openmetrics-text; version=1.0.0\r\n', 'Accept-Encoding: gzip\r\n'];

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KNOWN } from '../src/catalog.js';
 import type { InvalidCounts } from '../src/metrics/sample.js';
 import { config as monitoring } from '../monitoring/config.js';
-import { ALWAYS_SERVE_WAITING_SECONDS, parseQueueStats, queueSamples, rankQueues, type QueueView } from '../src/sources/queues.js';
+import { ALWAYS_SERVE_WAITING_SECONDS, DEFAULT_MAX_QUEUES_WITH_SERIES, parseQueueStats, queueSamples, rankQueues, type QueueView } from '../src/sources/queues.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 import { buildTestExporter, overview } from './helpers/exporter.js';
 import { promtoolCheck, samples, value } from './helpers/prom-text.js';
@@ -173,18 +173,19 @@ describe('2,000 queues, one with waiting jobs and no worker', () => {
     expect(value(text, 'ops_queue_paused', { prefix: P, queue: 'zz-paused' })).toBe(1);
   });
 
-  it('bounds the healthy remainder to 1,000 queues in all, queues with failed jobs first, and counts each queue left out once', () => {
+  it('bounds the healthy remainder to 500 queues in all, queues with failed jobs first, and counts each queue left out once', () => {
     const served = new Set(samples(text, 'ops_queue_paused', { prefix: P }).map((s) => s.labels.queue));
-    expect(served.size).toBe(1000);
+    expect(DEFAULT_MAX_QUEUES_WITH_SERIES).toBe(500);
+    expect(served.size).toBe(500);
     for (const name of ['hq0000', 'hq0500', 'hq1000', 'hq1500']) expect(served.has(name), name).toBe(true);
-    // Then healthy queues by name: the first 994 of the 1,996 without failures.
-    expect(served.has('hq0995')).toBe(true);
-    expect(served.has('hq0996')).toBe(false);
-    expect(invalid).toEqual({ label_overflow: HEALTHY + 2 - 1000 });
+    // Then healthy queues by name: the first 494 of the 1,996 without failures.
+    expect(served.has('hq0494')).toBe(true);
+    expect(served.has('hq0495')).toBe(false);
+    expect(invalid).toEqual({ label_overflow: HEALTHY + 2 - 500 });
     expect(value(text, 'ops_queues', { prefix: P })).toBe(HEALTHY + 2);
-    expect(value(text, 'ops_queues_without_series', { prefix: P })).toBe(HEALTHY + 2 - 1000);
+    expect(value(text, 'ops_queues_without_series', { prefix: P })).toBe(HEALTHY + 2 - 500);
     // Every served queue has its full set of series; the runner cut nothing.
-    expect(samples(text, 'ops_queue_jobs', { prefix: P })).toHaveLength(1000 * KNOWN.queueState.length);
+    expect(samples(text, 'ops_queue_jobs', { prefix: P })).toHaveLength(500 * KNOWN.queueState.length);
     expect(promtoolCheck(text)).toEqual({ ok: true, output: '' });
   });
 

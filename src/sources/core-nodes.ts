@@ -32,10 +32,11 @@ export interface CoreNodesOptions {
 
 /**
  * Hard ceiling on the nodes reported one by one: each has up to
- * SERIES_PER_NODE series, so 1,000 nodes stay well under the runner's
- * per-source series cap (20,000). Large platforms run ~500 nodes.
+ * SERIES_PER_NODE series, so 500 nodes (6,000 series) stay well under the
+ * runner's per-source series cap (20,000), and the exporter's memory low.
+ * Large platforms run ~500 nodes; what pages is always kept first.
  */
-export const MAX_REPORTED_NODES = 1000;
+export const MAX_REPORTED_NODES = 500;
 /** Series one node can have: info, expected, six status states, three ratios, the metrics timestamp. */
 export const SERIES_PER_NODE = 12;
 /**

@@ -14,7 +14,7 @@ import { securitySource } from './security.js';
 import type { AnySource, ScheduledSource } from './types.js';
 
 /** Nodes reported one by one at most (the rest are counted in ops_core_nodes; see core-nodes.ts). */
-const MAX_CORE_NODES = 1000;
+const MAX_CORE_NODES = 500;
 /** Priority levels inspected per queue for its oldest prioritized job. */
 const MAX_PRIORITY_LEVELS = 64;
 /**

@@ -41,10 +41,11 @@ export interface QueuesOptions {
 }
 
 /**
- * Default bound on queues with per-queue series: 11 series each, so 11,000
+ * Default bound on queues with per-queue series: 11 series each, so 5,500
  * series, well under the runner's per-source cap, whatever else is served.
+ * Platforms run tens of queues; what pages or tickets is always kept first.
  */
-export const DEFAULT_MAX_QUEUES_WITH_SERIES = 1000;
+export const DEFAULT_MAX_QUEUES_WITH_SERIES = 500;
 
 /**
  * A queue whose oldest job has waited this long (seconds) is always served,
