@@ -21,6 +21,18 @@ import { KNOWN } from '../catalog.js';
 import { countInvalid, SampleSet, toSeconds, type InvalidCounts, type Sample } from '../metrics/sample.js';
 import type { QueueOverview } from '../contract.js';
 import type { CollectContext, Source, SourceData } from './types.js';
+import {
+  applyFlowRead,
+  cumulative,
+  flowView,
+  MAX_EVENTS_PER_QUEUE,
+  newFlowState,
+  observationAllowances,
+  parseFlowReply,
+  QUEUE_FLOW_LUA,
+  type QueueFlowState,
+  type QueueFlowView,
+} from './queue-flow.js';
 
 /** Options of the queues source. */
 export interface QueuesOptions {
@@ -80,6 +92,17 @@ export interface QueueView {
   oldestWaitingAt?: Date;
   /** Workers connected; undefined when Redis refuses CLIENT LIST. */
   workers?: number;
+  /** Jobs finished since the exporter started and how long they waited and ran (queue-flow.ts); undefined when its events stream cannot be read. */
+  flow?: QueueFlowView;
+}
+
+/** Flow counters of one prefix since the exporter started, over every queue read (never decreasing). */
+export interface QueuePrefixFlow {
+  completed: number;
+  failed: number;
+  stalled: number;
+  /** Reads that found events trimmed away after the last one seen. */
+  eventsLost: number;
 }
 
 /** Totals of one prefix over every queue read, whether served with per-queue series or not. */
@@ -91,6 +114,8 @@ export interface QueuePrefixTotals {
   withoutSeries: number;
   /** Jobs by state, summed over every queue read. */
   counts: Record<QueueState, number>;
+  /** Flow since the exporter started, over every queue read, with or without series; absent in data built without it. */
+  flow?: QueuePrefixFlow;
 }
 
 /** What a queues collection returns. */
@@ -389,6 +414,12 @@ export function queueSamples(data: QueuesData): Sample[] {
     s.add('queuesRead', { prefix: t.prefix }, t.queues);
     s.add('queuesWithoutSeries', { prefix: t.prefix }, t.withoutSeries);
     for (const state of KNOWN.queueState) s.add('queueJobsAll', { prefix: t.prefix, state }, t.counts[state]);
+    if (t.flow) {
+      s.add('queueJobsCompletedAll', { prefix: t.prefix }, t.flow.completed);
+      s.add('queueJobsFailedAll', { prefix: t.prefix }, t.flow.failed);
+      s.add('queueJobsStalledAll', { prefix: t.prefix }, t.flow.stalled);
+      s.add('queueEventsLostAll', { prefix: t.prefix }, t.flow.eventsLost);
+    }
   }
   for (const q of data.queues) {
     const labels = { prefix: q.prefix, queue: q.name };
@@ -396,6 +427,16 @@ export function queueSamples(data: QueuesData): Sample[] {
     s.add('queuePaused', labels, q.paused ? 1 : 0);
     if (q.workers !== undefined) s.add('queueWorkers', labels, q.workers);
     if (q.oldestWaitingAt) s.add('queueOldestWaiting', labels, toSeconds(q.oldestWaitingAt));
+    if (q.flow) {
+      s.add('queueJobsCompleted', labels, q.flow.completed);
+      s.add('queueJobsFailed', labels, q.flow.failed);
+      s.add('queueJobsStalled', labels, q.flow.stalled);
+      s.add('queueEventsLost', labels, q.flow.lost);
+      s.add('queueJobsUnobserved', labels, q.flow.unobserved);
+      // A histogram appears with its queue's first observation.
+      if (q.flow.wait.count > 0) s.addHistogram('queueJobWait', labels, q.flow.wait.count, cumulative(q.flow.wait));
+      if (q.flow.processing.count > 0) s.addHistogram('queueJobProcessing', labels, q.flow.processing.count, cumulative(q.flow.processing));
+    }
   }
   return s.list();
 }
@@ -414,6 +455,11 @@ export function queuesOverview(data: QueuesData, collectedAt: Date): QueueOvervi
     };
     if (q.oldestWaitingAt) o.oldestWaitingSeconds = Math.max(0, (collectedAt.getTime() - q.oldestWaitingAt.getTime()) / 1000);
     if (q.workers !== undefined) o.workers = q.workers;
+    if (q.flow) {
+      o.completedLastHour = q.flow.completedLastHour;
+      o.failedLastHour = q.flow.failedLastHour;
+      if (q.flow.p95WaitSeconds !== undefined) o.p95WaitSeconds = q.flow.p95WaitSeconds;
+    }
     return o;
   });
 }
@@ -440,6 +486,7 @@ async function whenConnected(client: Redis, signal: AbortSignal): Promise<void> 
 
 type RedisWithStats = Redis & {
   opsQueueStats(keyPrefix: string, maxLevels: number, nowMs: number, skewMs: number, eventsSearched: number): Promise<unknown[]>;
+  opsQueueFlow(keyPrefix: string, lastId: string, lastAdded: string, maxEvents: number, maxObserved: number): Promise<unknown[]>;
 };
 
 /** The queues source. Holds the discovered queues between collections. */
@@ -448,6 +495,13 @@ export function queuesSource(redis: Redis, options: QueuesOptions): Source<Queue
   if (typeof client.opsQueueStats !== 'function') {
     client.defineCommand('opsQueueStats', { numberOfKeys: 1, lua: QUEUE_STATS_LUA });
   }
+  if (typeof client.opsQueueFlow !== 'function') {
+    client.defineCommand('opsQueueFlow', { numberOfKeys: 1, lua: QUEUE_FLOW_LUA });
+  }
+  /** Each known queue's flow between collections (queue-flow.ts), by queueKey. */
+  const flows = new Map<string, QueueFlowState>();
+  /** Per prefix, flow since start over every queue ever read: never decreases, even when a queue goes away. */
+  const prefixFlows = new Map<string, QueuePrefixFlow>(options.prefixes.map((p) => [p, { completed: 0, failed: 0, stalled: 0, eventsLost: 0 }]));
   let known: Array<{ prefix: string; name: string }> = [];
   const maxWithSeries = options.maxQueuesWithSeries ?? DEFAULT_MAX_QUEUES_WITH_SERIES;
   /** The discovery pass under way: where its SCAN stands. */
@@ -527,8 +581,21 @@ export function queuesSource(redis: Redis, options: QueuesOptions): Source<Queue
       for (const q of known) {
         (pipeline as unknown as RedisWithStats).opsQueueStats(`${q.prefix}:${q.name}:`, options.maxPriorityLevels, nowMs, CLOCK_SKEW_MS, EVENTS_SEARCHED);
       }
+      const states = known.map((q) => {
+        const key = queueKey(q.prefix, q.name);
+        let state = flows.get(key);
+        if (!state) flows.set(key, (state = newFlowState()));
+        return state;
+      });
+      const allowances = observationAllowances(states.map((f) => f.lastFinished));
+      known.forEach((q, i) => {
+        const w = states[i]!.watermark;
+        (pipeline as unknown as RedisWithStats).opsQueueFlow(`${q.prefix}:${q.name}:`, w?.id ?? '', String(w?.added ?? 0), MAX_EVENTS_PER_QUEUE, allowances[i]!);
+      });
       pipeline.client('LIST');
       const replies = (await pipeline.exec()) ?? [];
+      const flowReplies = replies.slice(known.length, 2 * known.length);
+      replies.splice(known.length, known.length);
       const queues: QueueView[] = [];
       const stillThere: typeof known = [];
       const listReply = replies[known.length];
@@ -551,10 +618,33 @@ export function queuesSource(redis: Redis, options: QueuesOptions): Source<Queue
         if (!view) return;
         const w = workers?.get(queueKey(q.prefix, q.name));
         if (w !== undefined) view.workers = w;
+        const [flowErr, flowReply] = flowReplies[i] ?? [new Error('no reply'), null];
+        if (flowErr && !/WRONGTYPE/.test(flowErr.message)) throw flowErr;
+        const read = flowErr ? null : parseFlowReply(flowReply);
+        if (read) {
+          const state = states[i]!;
+          applyFlowRead(state, read, nowMs);
+          if (read.badTimes > 0) countInvalid(invalid, 'bad_timestamp', read.badTimes);
+          const total = prefixFlows.get(q.prefix);
+          if (total && read.counted) {
+            total.completed += read.completed;
+            total.failed += read.failed;
+            total.stalled += read.stalled;
+            total.eventsLost += read.lost;
+          }
+          view.flow = flowView(state, nowMs);
+        } else countInvalid(invalid, 'wrong_type');
         queues.push(view);
       });
       known = stillThere;
-      return { ...rankQueues(queues, options.prefixes, maxWithSeries, ctx.now, invalid), invalid };
+      const current = new Set(known.map((q) => queueKey(q.prefix, q.name)));
+      for (const key of flows.keys()) if (!current.has(key)) flows.delete(key);
+      const ranked = rankQueues(queues, options.prefixes, maxWithSeries, ctx.now, invalid);
+      for (const t of ranked.totals) {
+        const f = prefixFlows.get(t.prefix);
+        if (f) t.flow = { ...f };
+      }
+      return { ...ranked, invalid };
     },
     samples: queueSamples,
     section: { name: 'queues', overview: queuesOverview },
