@@ -7,8 +7,9 @@
  * `processedOn`, `finishedOn`), read in the same script while they still
  * exist. The counts live here between collections, like the Shield window's.
  *
- * Counters start at the exporter's start: the first read of a queue only sets
- * its watermark at the stream's end. A stream trimmed past the watermark
+ * Counters start at the exporter's start: the first collection only sets each
+ * queue's watermark at its stream's end; a queue found later is read from the
+ * first collection's instant (Redis' TIME), its events since then counted. A stream trimmed past the watermark
  * between two reads (BullMQ trims to `opts.maxLenEvents`, 10,000 by default)
  * is detected from Redis' `entries-added` (XINFO STREAM) and counted as one
  * loss; the events lost are never guessed.
@@ -30,7 +31,8 @@ export const DUE_SKEW_MS = 1000;
 /**
  * Reads one queue's new events. KEYS[1] is the queue's key prefix
  * (`<prefix>:<name>:`); ARGV[1] the last stream id seen ('' for none yet),
- * ARGV[2] the stream's `entries-added` at that id, ARGV[3] the most entries
+ * ARGV[2] the stream's `entries-added` at that id (-2: unknown, -1: Redis
+ * before 7 does not tell), ARGV[3] the most entries
  * to read, ARGV[4] the most finished jobs whose hash to read.
  * Returns {0, id, added} on a first read (the watermark at the stream's end);
  * else {1, id, added, lost, completed, failed, stalled, unobserved, bad,
@@ -64,7 +66,13 @@ local function idLess(a, b)
   return (tonumber(as) or 0) < (tonumber(bs) or 0)
 end
 local lost = 0
-if added then
+local known = lastAdded >= 0
+if added and not known then
+  -- The watermark's number is unknown (a queue found after the exporter
+  -- started, watermark at that instant): a stream trimmed at some point
+  -- whose first entry is after the watermark may have lost entries.
+  if first and last ~= '0-0' and idLess(last, first) and added > len then lost = 1 end
+elseif added then
   -- Redis 7: entries are numbered by entries-added; the stream holds the
   -- last len of them. Fewer than lastAdded: deleted and recreated.
   if added < lastAdded or idLess(gen, last) then
@@ -147,7 +155,14 @@ for i, e in ipairs(entries) do
     stalled = stalled + 1
   end
 end
-return {1, newLast, string.format('%.0f', (added and (lastAdded + #entries)) or -1), lost,
+-- The number of the last entry read: the stream's last when read to its end.
+local newAdded = -1
+if added then
+  if #entries < tonumber(ARGV[3]) then newAdded = added
+  elseif known then newAdded = lastAdded + #entries
+  else newAdded = -2 end
+end
+return {1, newLast, string.format('%.0f', newAdded), lost,
   completed, failed, stalled, unobserved, bad, waits, runs}
 `;
 
@@ -155,7 +170,7 @@ return {1, newLast, string.format('%.0f', (added and (lastAdded + #entries)) or 
 export interface FlowWatermark {
   /** The last stream id read. */
   id: string;
-  /** The stream's `entries-added` at that id (-1 before Redis 7, which does not tell). */
+  /** The stream's `entries-added` at that id: -2 when unknown, -1 before Redis 7 (which does not tell). */
   added: number;
 }
 

@@ -500,6 +500,8 @@ export function queuesSource(redis: Redis, options: QueuesOptions): Source<Queue
   }
   /** Each known queue's flow between collections (queue-flow.ts), by queueKey. */
   const flows = new Map<string, QueueFlowState>();
+  /** Redis' clock at the first collection, ms: a queue found later is read from then on. */
+  let flowStartMs: number | undefined;
   /** Per prefix, flow since start over every queue ever read: never decreases, even when a queue goes away. */
   const prefixFlows = new Map<string, QueuePrefixFlow>(options.prefixes.map((p) => [p, { completed: 0, failed: 0, stalled: 0, eventsLost: 0 }]));
   let known: Array<{ prefix: string; name: string }> = [];
@@ -584,7 +586,10 @@ export function queuesSource(redis: Redis, options: QueuesOptions): Source<Queue
       const states = known.map((q) => {
         const key = queueKey(q.prefix, q.name);
         let state = flows.get(key);
-        if (!state) flows.set(key, (state = newFlowState()));
+        if (!state) {
+          flows.set(key, (state = newFlowState()));
+          if (flowStartMs !== undefined) state.watermark = { id: `${flowStartMs}-0`, added: -2 };
+        }
         return state;
       });
       const allowances = observationAllowances(states.map((f) => f.lastFinished));
@@ -593,7 +598,13 @@ export function queuesSource(redis: Redis, options: QueuesOptions): Source<Queue
         (pipeline as unknown as RedisWithStats).opsQueueFlow(`${q.prefix}:${q.name}:`, w?.id ?? '', String(w?.added ?? 0), MAX_EVENTS_PER_QUEUE, allowances[i]!);
       });
       pipeline.client('LIST');
+      if (flowStartMs === undefined) pipeline.time();
       const replies = (await pipeline.exec()) ?? [];
+      if (flowStartMs === undefined) {
+        const [timeErr, time] = replies[2 * known.length + 1] ?? [new Error('no reply'), null];
+        if (timeErr || !Array.isArray(time)) throw timeErr ?? new Error('TIME gave no time');
+        flowStartMs = Number(time[0]) * 1000 + Math.floor(Number(time[1]) / 1000);
+      }
       const flowReplies = replies.slice(known.length, 2 * known.length);
       replies.splice(known.length, known.length);
       const queues: QueueView[] = [];
