@@ -97,9 +97,10 @@ local function time(x)
   if x and x == x and x > 0 and x < 8.64e15 then return x end
   return nil
 end
-local function delayOf(key)
-  if rcall('HSTRLEN', key, 'opts') > 4096 then return nil end
-  local raw = rcall('HGET', key, 'opts') or ''
+-- The job's delay from its options (BullMQ resets the hash's "delay" when it
+-- promotes the job): decoded only when present, options of at most 4 KiB.
+local function delayOf(raw)
+  if not raw then return nil end
   if not string.find(raw, '"delay"', 1, true) then return 0 end
   local ok, o = pcall(cjson.decode, raw)
   if not ok or type(o) ~= 'table' then return nil end
@@ -114,7 +115,12 @@ local function observe(id)
   end
   observed = observed + 1
   local key = p .. id
-  local h = rcall('HMGET', key, 'timestamp', 'processedOn', 'finishedOn', 'ats', 'atm')
+  local h
+  if rcall('HSTRLEN', key, 'opts') <= 4096 then
+    h = rcall('HMGET', key, 'timestamp', 'processedOn', 'finishedOn', 'ats', 'atm', 'opts')
+  else
+    h = rcall('HMGET', key, 'timestamp', 'processedOn', 'finishedOn', 'ats', 'atm')
+  end
   if not h[1] and not h[2] and not h[3] then
     unobserved = unobserved + 1
     return
@@ -125,36 +131,40 @@ local function observe(id)
     unobserved = unobserved + 1
     return
   end
-  runs[#runs + 1] = string.format('%.0f', finished - started)
+  runs[#runs + 1] = finished - started
   -- The wait is known for a job started once: created (plus its delay) to its start.
   local starts = tonumber(h[4]) or tonumber(h[5])
   if starts == 1 and created then
-    local d = delayOf(key)
+    local d = delayOf(h[6])
     if d then
       local due = created + d
-      if started >= due then waits[#waits + 1] = string.format('%.0f', started - due)
-      elseif due - started <= ${DUE_SKEW_MS} then waits[#waits + 1] = '0' end
+      if started >= due then waits[#waits + 1] = started - due
+      elseif due - started <= ${DUE_SKEW_MS} then waits[#waits + 1] = 0 end
     end
   end
 end
-local newLast = last
-for i, e in ipairs(entries) do
-  newLast = e[1]
-  local f = e[2]
-  local event, job
+-- A field of an entry: BullMQ writes "event" first and "jobId" second; any other order is searched.
+local function field(f, name, at)
+  if f[at] == name then return f[at + 1] end
   for j = 1, #f - 1, 2 do
-    if f[j] == 'event' then event = f[j + 1] elseif f[j] == 'jobId' then job = f[j + 1] end
+    if f[j] == name then return f[j + 1] end
   end
-  if event == 'completed' then
-    completed = completed + 1
-    if job then observe(job) else unobserved = unobserved + 1 end
-  elseif event == 'failed' then
-    failed = failed + 1
+  return nil
+end
+local newLast = last
+for i = 1, #entries do
+  local e = entries[i]
+  local f = e[2]
+  local event = field(f, 'event', 1)
+  if event == 'completed' or event == 'failed' then
+    if event == 'completed' then completed = completed + 1 else failed = failed + 1 end
+    local job = field(f, 'jobId', 3)
     if job then observe(job) else unobserved = unobserved + 1 end
   elseif event == 'stalled' then
     stalled = stalled + 1
   end
 end
+if #entries > 0 then newLast = entries[#entries][1] end
 -- The number of the last entry read: the stream's last when read to its end.
 local newAdded = -1
 if added then
