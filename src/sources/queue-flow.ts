@@ -29,68 +29,15 @@ export const MIN_P95_OBSERVATIONS = 20;
 export const DUE_SKEW_MS = 1000;
 
 /**
- * Reads one queue's new events. KEYS[1] is the queue's key prefix
- * (`<prefix>:<name>:`); ARGV[1] the last stream id seen ('' for none yet),
- * ARGV[2] the stream's `entries-added` at that id (-2: unknown, -1: Redis
- * before 7 does not tell), ARGV[3] the most entries
- * to read, ARGV[4] the most finished jobs whose hash to read.
- * Returns {0, id, added} on a first read (the watermark at the stream's end);
- * else {1, id, added, lost, completed, failed, stalled, unobserved, bad,
- * waits (ms), processing times (ms)}.
+ * Reads the times of finished jobs from their hashes. KEYS[1] is the queue's
+ * key prefix (`<prefix>:<name>:`); ARGV the job ids. Returns {unobserved,
+ * bad, waits (ms), processing times (ms)}: unobserved counts the hashes gone
+ * or with unusable times, bad the latter.
  */
-export const QUEUE_FLOW_LUA = `
+export const JOB_TIMES_LUA = `
 local p = KEYS[1]
 local rcall = redis.call
-local stream = p .. 'events'
-local last, lastAdded = ARGV[1], tonumber(ARGV[2]) or 0
-local info = redis.pcall('XINFO', 'STREAM', stream)
-local gen, added, len, first = '0-0', 0, 0, nil
-if type(info) == 'table' and not info.err then
-  added = nil
-  for i = 1, #info - 1, 2 do
-    local k = info[i]
-    if k == 'last-generated-id' then gen = info[i + 1]
-    elseif k == 'entries-added' then added = tonumber(info[i + 1])
-    elseif k == 'length' then len = tonumber(info[i + 1])
-    elseif k == 'first-entry' and type(info[i + 1]) == 'table' then first = info[i + 1][1] end
-  end
-elseif type(info) == 'table' and info.err and not string.find(info.err, 'no such key') then
-  return redis.error_reply(info.err)
-end
-if last == '' then return {0, gen, string.format('%.0f', added or -1)} end
-local function idLess(a, b)
-  local am, as = string.match(a, '^(%d+)-(%d+)$')
-  local bm, bs = string.match(b, '^(%d+)-(%d+)$')
-  am, bm = tonumber(am) or 0, tonumber(bm) or 0
-  if am ~= bm then return am < bm end
-  return (tonumber(as) or 0) < (tonumber(bs) or 0)
-end
-local lost = 0
-local known = lastAdded >= 0
-if added and not known then
-  -- The watermark's number is unknown (a queue found after the exporter
-  -- started, watermark at that instant): a stream trimmed at some point
-  -- whose first entry is after the watermark may have lost entries.
-  if first and last ~= '0-0' and idLess(last, first) and added > len then lost = 1 end
-elseif added then
-  -- Redis 7: entries are numbered by entries-added; the stream holds the
-  -- last len of them. Fewer than lastAdded: deleted and recreated.
-  if added < lastAdded or idLess(gen, last) then
-    lost = 1
-    last, lastAdded = '0-0', 0
-    if added - len > 0 then lastAdded = added - len end
-  elseif added - len > lastAdded then
-    lost = 1
-    lastAdded = added - len
-  end
-elseif first and last ~= '0-0' and idLess(last, first) then
-  -- Before Redis 7: the first entry newer than the watermark (counts a loss
-  -- also when the trim stopped exactly at it).
-  lost = 1
-end
-local entries = rcall('XRANGE', stream, '(' .. last, '+', 'COUNT', tonumber(ARGV[3]))
-local maxObserve = tonumber(ARGV[4])
-local completed, failed, stalled, unobserved, bad, observed = 0, 0, 0, 0, 0, 0
+local unobserved, bad = 0, 0
 local waits, runs = {}, {}
 local function time(x)
   x = tonumber(x)
@@ -108,72 +55,35 @@ local function delayOf(raw)
   if d and d == d and d >= 0 and d < 8.64e15 then return d end
   return 0
 end
-local function observe(id)
-  if observed >= maxObserve then
-    unobserved = unobserved + 1
-    return
-  end
-  observed = observed + 1
-  local key = p .. id
+for i = 1, #ARGV do
+  local key = p .. ARGV[i]
   local h
   if rcall('HSTRLEN', key, 'opts') <= 4096 then
     h = rcall('HMGET', key, 'timestamp', 'processedOn', 'finishedOn', 'ats', 'atm', 'opts')
   else
     h = rcall('HMGET', key, 'timestamp', 'processedOn', 'finishedOn', 'ats', 'atm')
   end
+  local created, started, finished = time(h[1]), time(h[2]), time(h[3])
   if not h[1] and not h[2] and not h[3] then
     unobserved = unobserved + 1
-    return
-  end
-  local created, started, finished = time(h[1]), time(h[2]), time(h[3])
-  if not started or not finished or finished < started then
+  elseif not started or not finished or finished < started then
     bad = bad + 1
     unobserved = unobserved + 1
-    return
-  end
-  runs[#runs + 1] = finished - started
-  -- The wait is known for a job started once: created (plus its delay) to its start.
-  local starts = tonumber(h[4]) or tonumber(h[5])
-  if starts == 1 and created then
-    local d = delayOf(h[6])
-    if d then
-      local due = created + d
-      if started >= due then waits[#waits + 1] = started - due
-      elseif due - started <= ${DUE_SKEW_MS} then waits[#waits + 1] = 0 end
+  else
+    runs[#runs + 1] = finished - started
+    -- The wait is known for a job started once: created (plus its delay) to its start.
+    local starts = tonumber(h[4]) or tonumber(h[5])
+    if starts == 1 and created then
+      local d = delayOf(h[6])
+      if d then
+        local due = created + d
+        if started >= due then waits[#waits + 1] = started - due
+        elseif due - started <= ${DUE_SKEW_MS} then waits[#waits + 1] = 0 end
+      end
     end
   end
 end
--- A field of an entry: BullMQ writes "event" first and "jobId" second; any other order is searched.
-local function field(f, name, at)
-  if f[at] == name then return f[at + 1] end
-  for j = 1, #f - 1, 2 do
-    if f[j] == name then return f[j + 1] end
-  end
-  return nil
-end
-local newLast = last
-for i = 1, #entries do
-  local e = entries[i]
-  local f = e[2]
-  local event = field(f, 'event', 1)
-  if event == 'completed' or event == 'failed' then
-    if event == 'completed' then completed = completed + 1 else failed = failed + 1 end
-    local job = field(f, 'jobId', 3)
-    if job then observe(job) else unobserved = unobserved + 1 end
-  elseif event == 'stalled' then
-    stalled = stalled + 1
-  end
-end
-if #entries > 0 then newLast = entries[#entries][1] end
--- The number of the last entry read: the stream's last when read to its end.
-local newAdded = -1
-if added then
-  if #entries < tonumber(ARGV[3]) then newAdded = added
-  elseif known then newAdded = lastAdded + #entries
-  else newAdded = -2 end
-end
-return {1, newLast, string.format('%.0f', newAdded), lost,
-  completed, failed, stalled, unobserved, bad, waits, runs}
+return {unobserved, bad, waits, runs}
 `;
 
 /** Where the reading of one queue's stream stands. */
@@ -184,7 +94,123 @@ export interface FlowWatermark {
   added: number;
 }
 
-/** What one read of one queue's events found (pure data). */
+/** What XINFO STREAM told, as far as the flow needs it. */
+export interface StreamInfo {
+  /** The last id the stream generated ('0-0' when there is no stream). */
+  lastGeneratedId: string;
+  /** Entries ever added (Redis 7+); undefined before Redis 7. */
+  entriesAdded?: number;
+  length: number;
+  /** The id of the stream's first entry; undefined when empty. */
+  firstId?: string;
+}
+
+/** Decodes an XINFO STREAM reply; a missing stream (`ERR no such key`) is an empty one (pure). */
+export function parseStreamInfo(err: Error | null, reply: unknown): StreamInfo | Error {
+  if (err) return /no such key/i.test(err.message) ? { lastGeneratedId: '0-0', entriesAdded: 0, length: 0 } : err;
+  if (!Array.isArray(reply)) return new Error('XINFO STREAM gave no array');
+  const info: StreamInfo = { lastGeneratedId: '0-0', length: 0 };
+  for (let i = 0; i + 1 < reply.length; i += 2) {
+    const k = reply[i];
+    const v = reply[i + 1];
+    if (k === 'last-generated-id' && typeof v === 'string') info.lastGeneratedId = v;
+    else if (k === 'entries-added') info.entriesAdded = Number(v);
+    else if (k === 'length') info.length = Number(v);
+    else if (k === 'first-entry' && Array.isArray(v) && typeof v[0] === 'string') info.firstId = v[0];
+  }
+  return info;
+}
+
+/** Compares two stream ids (`ms-seq`) numerically: negative when a < b (pure). */
+export function compareIds(a: string, b: string): number {
+  const [am = 0n, as = 0n] = a.split('-').map((x) => (/^\d+$/.test(x) ? BigInt(x) : 0n));
+  const [bm = 0n, bs = 0n] = b.split('-').map((x) => (/^\d+$/.test(x) ? BigInt(x) : 0n));
+  return am !== bm ? (am < bm ? -1 : 1) : as === bs ? 0 : as < bs ? -1 : 1;
+}
+
+/** What the events after a watermark say (pure data). */
+export interface EventsRead {
+  watermark: FlowWatermark;
+  /** 1 when entries after the last watermark were trimmed or deleted before this read. */
+  lost: number;
+  completed: number;
+  failed: number;
+  stalled: number;
+  /** Ids of the jobs that completed or failed, in stream order. */
+  finishedIds: string[];
+  /** Finished events without a job id (not BullMQ's: counted, never observed). */
+  withoutJobId: number;
+}
+
+/** The watermark of a queue's first read: the stream's end (pure). */
+export function firstWatermark(info: StreamInfo): FlowWatermark {
+  return { id: info.lastGeneratedId, added: info.entriesAdded ?? -1 };
+}
+
+/**
+ * Counts the events read after `watermark` (XRANGE `(<id> + COUNT max`,
+ * issued right after the XINFO STREAM that gave `info`) and decides whether
+ * entries were lost (pure). With Redis 7's `entries-added` the stream's
+ * entries are numbered: those after the watermark's number that are no
+ * longer in the stream were trimmed unread; entries trimmed between the
+ * XINFO and the XRANGE show as fewer entries up to the XINFO's last id than
+ * it announced. Without a number (before Redis 7, or a watermark that is an
+ * instant) a stream whose first entry is after the watermark, and which was
+ * trimmed, counts as a loss.
+ */
+export function readEvents(info: StreamInfo, entries: unknown, watermark: FlowWatermark, maxEvents: number): EventsRead {
+  const list = Array.isArray(entries) ? (entries as unknown[]) : [];
+  const out: EventsRead = { watermark, lost: 0, completed: 0, failed: 0, stalled: 0, finishedIds: [], withoutJobId: 0 };
+  const added = info.entriesAdded;
+  const known = watermark.added >= 0 && added !== undefined && Number.isFinite(added);
+  let base = watermark.added;
+  const firstAfter = info.firstId !== undefined && watermark.id !== '0-0' && compareIds(watermark.id, info.firstId) < 0;
+  if (known) {
+    if (added < watermark.added || compareIds(info.lastGeneratedId, watermark.id) < 0) {
+      // Deleted or recreated: whatever it held after the watermark is gone.
+      out.lost = 1;
+      base = -2;
+    } else if (added - info.length > watermark.added) {
+      out.lost = 1;
+      base = added - info.length;
+    }
+  } else if (firstAfter && (added === undefined || added > info.length)) {
+    out.lost = 1;
+  }
+  let id = watermark.id;
+  let upToInfo = 0;
+  for (const e of list) {
+    if (!Array.isArray(e) || typeof e[0] !== 'string') continue;
+    id = e[0];
+    if (compareIds(id, info.lastGeneratedId) <= 0) upToInfo += 1;
+    const f = Array.isArray(e[1]) ? (e[1] as unknown[]) : [];
+    let event: unknown;
+    let job: unknown;
+    for (let i = 0; i + 1 < f.length; i += 2) {
+      if (f[i] === 'event') event = f[i + 1];
+      else if (f[i] === 'jobId') job = f[i + 1];
+    }
+    if (event === 'completed' || event === 'failed') {
+      if (event === 'completed') out.completed += 1;
+      else out.failed += 1;
+      if (typeof job === 'string' && job !== '') out.finishedIds.push(job);
+      else out.withoutJobId += 1;
+    } else if (event === 'stalled') out.stalled += 1;
+  }
+  if (known && out.lost === 0 && added !== undefined && upToInfo < Math.min(maxEvents, added - watermark.added)) {
+    // Trimmed between the XINFO and the XRANGE.
+    out.lost = 1;
+    base = -2;
+  }
+  let next: number;
+  if (added === undefined) next = -1;
+  else if (list.length < maxEvents) next = added + (list.length - upToInfo);
+  else next = base >= 0 ? base + list.length : -2;
+  out.watermark = { id, added: next };
+  return out;
+}
+
+/** What one read of one queue's events and job hashes found (pure data). */
 export interface FlowRead {
   /** False on the first read: only the watermark was set. */
   counted: boolean;
@@ -204,34 +230,20 @@ export interface FlowRead {
   processing: number[];
 }
 
-/** Decodes the flow script's reply (pure); null when it is not one. */
-export function parseFlowReply(reply: unknown): FlowRead | null {
-  if (!Array.isArray(reply)) return null;
-  const id = typeof reply[1] === 'string' && /^\d+-\d+$/.test(reply[1]) ? reply[1] : null;
-  const added = Number(reply[2]);
-  if (id === null || !Number.isFinite(added)) return null;
+/** A read that found nothing (pure). */
+export function emptyRead(): FlowRead {
+  return { counted: true, watermark: { id: '0-0', added: 0 }, lost: 0, completed: 0, failed: 0, stalled: 0, unobserved: 0, badTimes: 0, waits: [], processing: [] };
+}
+
+/** Decodes JOB_TIMES_LUA's reply into seconds (pure). */
+export function parseJobTimes(reply: unknown): { unobserved: number; bad: number; waits: number[]; processing: number[] } {
+  const r = Array.isArray(reply) ? reply : [];
   const n = (i: number) => {
-    const v = Number(reply[i] ?? 0);
+    const v = Number(r[i] ?? 0);
     return Number.isFinite(v) && v >= 0 ? v : 0;
   };
-  const seconds = (list: unknown) =>
-    (Array.isArray(list) ? list : []).map((x) => Number(x) / 1000).filter((x) => Number.isFinite(x) && x >= 0);
-  const watermark = { id, added };
-  if (Number(reply[0]) !== 1) {
-    return { counted: false, watermark, lost: 0, completed: 0, failed: 0, stalled: 0, unobserved: 0, badTimes: 0, waits: [], processing: [] };
-  }
-  return {
-    counted: true,
-    watermark,
-    lost: n(3),
-    completed: n(4),
-    failed: n(5),
-    stalled: n(6),
-    unobserved: n(7),
-    badTimes: n(8),
-    waits: seconds(reply[9]),
-    processing: seconds(reply[10]),
-  };
+  const seconds = (list: unknown) => (Array.isArray(list) ? list : []).map((x) => Number(x) / 1000).filter((x) => Number.isFinite(x) && x >= 0);
+  return { unobserved: n(0), bad: n(1), waits: seconds(r[2]), processing: seconds(r[3]) };
 }
 
 /** A histogram as kept between collections: observations per bucket (not cumulative), the last one +Inf. */

@@ -25,12 +25,18 @@ import {
   applyFlowRead,
   cumulative,
   flowView,
+  emptyRead,
+  firstWatermark,
+  JOB_TIMES_LUA,
   MAX_EVENTS_PER_QUEUE,
   newFlowState,
   observationAllowances,
-  parseFlowReply,
-  QUEUE_FLOW_LUA,
+  parseJobTimes,
+  parseStreamInfo,
+  readEvents,
+  type FlowRead,
   type QueueFlowState,
+  type StreamInfo,
   type QueueFlowView,
 } from './queue-flow.js';
 
@@ -486,7 +492,7 @@ async function whenConnected(client: Redis, signal: AbortSignal): Promise<void> 
 
 type RedisWithStats = Redis & {
   opsQueueStats(keyPrefix: string, maxLevels: number, nowMs: number, skewMs: number, eventsSearched: number): Promise<unknown[]>;
-  opsQueueFlow(keyPrefix: string, lastId: string, lastAdded: string, maxEvents: number, maxObserved: number): Promise<unknown[]>;
+  opsJobTimes(keyPrefix: string, ...jobIds: string[]): Promise<unknown[]>;
 };
 
 /** The queues source. Holds the discovered queues between collections. */
@@ -495,8 +501,8 @@ export function queuesSource(redis: Redis, options: QueuesOptions): Source<Queue
   if (typeof client.opsQueueStats !== 'function') {
     client.defineCommand('opsQueueStats', { numberOfKeys: 1, lua: QUEUE_STATS_LUA });
   }
-  if (typeof client.opsQueueFlow !== 'function') {
-    client.defineCommand('opsQueueFlow', { numberOfKeys: 1, lua: QUEUE_FLOW_LUA });
+  if (typeof client.opsJobTimes !== 'function') {
+    client.defineCommand('opsJobTimes', { numberOfKeys: 1, lua: JOB_TIMES_LUA });
   }
   /** Each known queue's flow between collections (queue-flow.ts), by queueKey. */
   const flows = new Map<string, QueueFlowState>();
@@ -592,26 +598,32 @@ export function queuesSource(redis: Redis, options: QueuesOptions): Source<Queue
         }
         return state;
       });
-      const allowances = observationAllowances(states.map((f) => f.lastFinished));
       known.forEach((q, i) => {
+        // XINFO and XRANGE side by side: one round trip with the counts, no
+        // script (converting stream entries into Lua values is what costs).
+        const stream = `${q.prefix}:${q.name}:events`;
         const w = states[i]!.watermark;
-        (pipeline as unknown as RedisWithStats).opsQueueFlow(`${q.prefix}:${q.name}:`, w?.id ?? '', String(w?.added ?? 0), MAX_EVENTS_PER_QUEUE, allowances[i]!);
+        pipeline.xinfo('STREAM', stream);
+        if (w) pipeline.xrange(stream, `(${w.id}`, '+', 'COUNT', MAX_EVENTS_PER_QUEUE);
+        else pipeline.xrange(stream, '+', '+', 'COUNT', 1);
       });
       pipeline.client('LIST');
       if (flowStartMs === undefined) pipeline.time();
       const replies = (await pipeline.exec()) ?? [];
       if (flowStartMs === undefined) {
-        const [timeErr, time] = replies[2 * known.length + 1] ?? [new Error('no reply'), null];
+        const [timeErr, time] = replies[3 * known.length + 1] ?? [new Error('no reply'), null];
         if (timeErr || !Array.isArray(time)) throw timeErr ?? new Error('TIME gave no time');
         flowStartMs = Number(time[0]) * 1000 + Math.floor(Number(time[1]) / 1000);
       }
-      const flowReplies = replies.slice(known.length, 2 * known.length);
-      replies.splice(known.length, known.length);
+      const flowReplies = replies.slice(known.length, 3 * known.length);
+      replies.splice(known.length, 2 * known.length);
       const queues: QueueView[] = [];
       const stillThere: typeof known = [];
       const listReply = replies[known.length];
       // CLIENT LIST may be forbidden (managed Redis, ACLs): workers are then unknown, not zero.
       const workers = listReply && !listReply[0] && typeof listReply[1] === 'string' ? countWorkers(listReply[1], known) : null;
+      const reads: Array<{ q: (typeof known)[number]; state: QueueFlowState; view: QueueView; read: FlowRead; ids: string[] }> = [];
+      const allowances = observationAllowances(states.map((f) => f.lastFinished));
       known.forEach((q, i) => {
         const [err, reply] = replies[i] ?? [new Error('no reply'), null];
         if (err) {
@@ -629,24 +641,75 @@ export function queuesSource(redis: Redis, options: QueuesOptions): Source<Queue
         if (!view) return;
         const w = workers?.get(queueKey(q.prefix, q.name));
         if (w !== undefined) view.workers = w;
-        const [flowErr, flowReply] = flowReplies[i] ?? [new Error('no reply'), null];
-        if (flowErr && !/WRONGTYPE/.test(flowErr.message)) throw flowErr;
-        const read = flowErr ? null : parseFlowReply(flowReply);
-        if (read) {
-          const state = states[i]!;
-          applyFlowRead(state, read, nowMs);
-          if (read.badTimes > 0) countInvalid(invalid, 'bad_timestamp', read.badTimes);
-          const total = prefixFlows.get(q.prefix);
-          if (total && read.counted) {
-            total.completed += read.completed;
-            total.failed += read.failed;
-            total.stalled += read.stalled;
-            total.eventsLost += read.lost;
-          }
-          view.flow = flowView(state, nowMs);
-        } else countInvalid(invalid, 'wrong_type');
         queues.push(view);
+        const [infoErr, infoReply] = flowReplies[2 * i] ?? [new Error('no reply'), null];
+        const [rangeErr, rangeReply] = flowReplies[2 * i + 1] ?? [new Error('no reply'), null];
+        const info = parseStreamInfo(infoErr, infoReply);
+        const failure = info instanceof Error ? info : rangeErr && !/no such key/i.test(rangeErr.message) ? rangeErr : null;
+        if (failure) {
+          // An events key of another type: this queue's flow is unknown, the rest is read.
+          if (!/WRONGTYPE/.test(failure.message)) throw failure;
+          countInvalid(invalid, 'wrong_type');
+          return;
+        }
+        const streamInfo = info as StreamInfo;
+        const state = states[i]!;
+        if (!state.watermark) {
+          reads.push({ q, state, view, ids: [], read: { ...emptyRead(), counted: false, watermark: firstWatermark(streamInfo) } });
+          return;
+        }
+        const events = readEvents(streamInfo, rangeErr ? [] : rangeReply, state.watermark, MAX_EVENTS_PER_QUEUE);
+        const ids = events.finishedIds.slice(0, allowances[i]);
+        reads.push({
+          q,
+          state,
+          view,
+          ids,
+          read: {
+            ...emptyRead(),
+            counted: true,
+            watermark: events.watermark,
+            lost: events.lost,
+            completed: events.completed,
+            failed: events.failed,
+            stalled: events.stalled,
+            unobserved: events.withoutJobId + events.finishedIds.length - ids.length,
+          },
+        });
       });
+      // The finished jobs' hashes, while they still exist: a second round trip, only when jobs finished.
+      const observing = reads.filter((r) => r.ids.length > 0);
+      if (observing.length > 0) {
+        const times = client.pipeline();
+        for (const r of observing) (times as unknown as RedisWithStats).opsJobTimes(`${r.q.prefix}:${r.q.name}:`, ...r.ids);
+        const timeReplies = (await times.exec()) ?? [];
+        observing.forEach((r, j) => {
+          const [err, reply] = timeReplies[j] ?? [new Error('no reply'), null];
+          if (err) {
+            if (!/WRONGTYPE/.test(err.message)) throw err;
+            countInvalid(invalid, 'wrong_type');
+            r.read.unobserved += r.ids.length;
+            return;
+          }
+          const t = parseJobTimes(reply);
+          r.read.unobserved += t.unobserved;
+          r.read.badTimes = t.bad;
+          r.read.waits = t.waits;
+          r.read.processing = t.processing;
+        });
+      }
+      for (const { q, state, view, read } of reads) {
+        applyFlowRead(state, read, nowMs);
+        if (read.badTimes > 0) countInvalid(invalid, 'bad_timestamp', read.badTimes);
+        const total = prefixFlows.get(q.prefix);
+        if (total && read.counted) {
+          total.completed += read.completed;
+          total.failed += read.failed;
+          total.stalled += read.stalled;
+          total.eventsLost += read.lost;
+        }
+        view.flow = flowView(state, nowMs);
+      }
       known = stillThere;
       const current = new Set(known.map((q) => queueKey(q.prefix, q.name)));
       for (const key of flows.keys()) if (!current.has(key)) flows.delete(key);
