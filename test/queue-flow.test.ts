@@ -14,7 +14,7 @@ import { boundSamples } from '../src/metrics/bound.js';
 import { createRegistries } from '../src/metrics/registry.js';
 import type { InvalidCounts } from '../src/metrics/sample.js';
 import { CollectionSnapshot } from '../src/snapshot.js';
-import { MAX_OBSERVED_PER_QUEUE, observationAllowances, quantile } from '../src/sources/queue-flow.js';
+import { MAX_OBSERVED_PER_QUEUE, observationAllowances, quantile, readEvents, type StreamInfo } from '../src/sources/queue-flow.js';
 import { queuesOverview, queuesSource, type QueuesData, type QueueView } from '../src/sources/queues.js';
 import { promtoolCheck, value } from './helpers/prom-text.js';
 import { startRedisServer, type RedisServer } from './helpers/redis-server.js';
@@ -270,6 +270,25 @@ describe('queue flow from the events stream', () => {
     expect(v.flow!.processing.count).toBe(MAX_OBSERVED_PER_QUEUE);
   });
 
+  it('leaves the flow of a queue whose events key is not a stream unknown, counted wrong_type, and reads the others', async () => {
+    const q = queue('broken');
+    const ev = await events('broken');
+    const done = count(ev, 'completed', 1);
+    await q.add('x', {});
+    worker('broken', async () => 'ok');
+    await done;
+    const { collect } = flowSource();
+    await collect();
+    await ev.close();
+    await client.del(`${PREFIX}:broken:events`);
+    await client.set(`${PREFIX}:broken:events`, 'not a stream');
+    const data = await collect();
+    expect(view(data, 'broken').flow).toBeUndefined();
+    expect(view(data, 'broken').counts.completed).toBe(1);
+    expect(data.invalid.wrong_type).toBe(1);
+    expect(view(data, 'exact').flow).toBeDefined();
+  });
+
   it('counts a job whose hash is already removed as unobserved', async () => {
     const q = queue('removed', { defaultJobOptions: { removeOnComplete: true } });
     const ev = await events('removed');
@@ -325,6 +344,46 @@ describe('queue flow from the events stream', () => {
     const later = view(await collect(new Date(t0.getTime() + 61 * 60_000)), 'served').flow!;
     expect(later).toMatchObject({ completed: 25, failed: 2, completedLastHour: 0, failedLastHour: 0 });
     expect(later.p95WaitSeconds).toBeUndefined();
+  });
+});
+
+describe('reading the stream after a watermark (pure)', () => {
+  const entry = (id: string, event: string, jobId = `j${id}`) => [id, ['event', event, 'jobId', jobId, 'prev', 'active']];
+  const info = (o: Partial<StreamInfo>): StreamInfo => ({ lastGeneratedId: '10-0', entriesAdded: 10, length: 10, firstId: '1-0', ...o });
+
+  it('counts completed, failed and stalled after the watermark and numbers the new one', () => {
+    const r = readEvents(info({}), [entry('8-0', 'completed'), entry('9-0', 'active'), entry('10-0', 'failed')], { id: '7-0', added: 7 }, 100);
+    expect(r).toMatchObject({ lost: 0, completed: 1, failed: 1, stalled: 0, finishedIds: ['j8-0', 'j10-0'], watermark: { id: '10-0', added: 10 } });
+  });
+
+  it('counts a loss when entries after the watermark were trimmed, and none when the trim stopped at it', () => {
+    // 10 added, 2 left (9, 10): 8 was after the watermark 7 and is gone.
+    const lost = readEvents(info({ length: 2, firstId: '9-0' }), [entry('9-0', 'completed'), entry('10-0', 'completed')], { id: '7-0', added: 7 }, 100);
+    expect(lost).toMatchObject({ lost: 1, completed: 2, watermark: { id: '10-0', added: 10 } });
+    // 3 left (8, 9, 10): trimmed exactly up to the watermark.
+    const none = readEvents(info({ length: 3, firstId: '8-0' }), [entry('8-0', 'completed'), entry('9-0', 'completed'), entry('10-0', 'completed')], { id: '7-0', added: 7 }, 100);
+    expect(none).toMatchObject({ lost: 0, completed: 3 });
+  });
+
+  it('counts a loss when the stream lost entries between XINFO and XRANGE', () => {
+    // XINFO announced 8, 9, 10 after the watermark; XRANGE found only 10 and a newer 11.
+    const r = readEvents(info({}), [entry('10-0', 'completed'), entry('11-0', 'completed')], { id: '7-0', added: 7 }, 100);
+    expect(r).toMatchObject({ lost: 1, completed: 2, watermark: { id: '11-0', added: 11 } });
+  });
+
+  it('counts a deleted or recreated stream as a loss', () => {
+    expect(readEvents(info({ lastGeneratedId: '0-0', entriesAdded: 0, length: 0, firstId: undefined }), [], { id: '7-0', added: 7 }, 100)).toMatchObject({ lost: 1, completed: 0 });
+  });
+
+  it('stops at the bound of entries and carries on from there', () => {
+    const r = readEvents(info({}), [entry('8-0', 'completed'), entry('9-0', 'completed')], { id: '7-0', added: 7 }, 2);
+    expect(r).toMatchObject({ lost: 0, completed: 2, watermark: { id: '9-0', added: 9 } });
+  });
+
+  it('with a watermark that is an instant (unknown number), counts a loss only for a trimmed stream starting after it', () => {
+    const w = { id: '5-0', added: -2 };
+    expect(readEvents(info({ length: 4, firstId: '7-0' }), [entry('7-0', 'completed')], w, 100)).toMatchObject({ lost: 1, completed: 1 });
+    expect(readEvents(info({ length: 10, firstId: '1-0' }), [entry('7-0', 'completed')], w, 100)).toMatchObject({ lost: 0, completed: 1 });
   });
 });
 
