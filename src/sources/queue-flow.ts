@@ -4,15 +4,18 @@
  * (moveToFinished writes `completed`/`failed` with the job id, the stalled
  * checker `stalled`), read incrementally from the last id seen; and how long
  * the jobs that finished waited and ran, from their hashes (`timestamp`,
- * `processedOn`, `finishedOn`), read in the same script while they still
- * exist. The counts live here between collections, like the Shield window's.
+ * `processedOn`, `finishedOn`), read by one small script per queue right
+ * after, while they still exist. The stream itself is read with XINFO STREAM
+ * and XRANGE in the counts' pipeline, not in a script: converting thousands of
+ * entries into Lua values costs several milliseconds of Redis time. The
+ * counts live here between collections, like the Shield window's.
  *
  * Counters start at the exporter's start: the first collection only sets each
  * queue's watermark at its stream's end; a queue found later is read from the
  * first collection's instant (Redis' TIME), its events since then counted. A stream trimmed past the watermark
  * between two reads (BullMQ trims to `opts.maxLenEvents`, 10,000 by default)
  * is detected from Redis' `entries-added` (XINFO STREAM) and counted as one
- * loss; the events lost are never guessed.
+ * loss; the events lost are never guessed (readEvents).
  */
 import { WORK_DURATION_BUCKETS } from '../catalog.js';
 import type { HistogramValue } from '../metrics/sample.js';

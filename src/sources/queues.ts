@@ -12,6 +12,8 @@
  * trip, plus one CLIENT LIST for the workers. BullMQ's own getJobCounts() is
  * one script per queue and per call, and its getWorkersCount() one CLIENT LIST
  * per queue: the same reads, batched. The counts match BullMQ's (tested).
+ * The same round trip reads each queue's events stream for the flow counters
+ * and histograms (queue-flow.ts).
  *
  * Series are bounded by design (rankQueues): what can page is always served,
  * the healthy remainder only up to a maximum, and totals stay true.
