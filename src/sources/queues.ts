@@ -61,8 +61,9 @@ export interface QueuesOptions {
 }
 
 /**
- * Default bound on queues with per-queue series: 11 series each, so 11,000
- * series, well under the runner's per-source cap, whatever else is served.
+ * Default bound on queues with per-queue series: 18 samples each (11 counts,
+ * 5 flow counters, 2 histograms), so 18,000, under the runner's per-source
+ * cap of 20,000 samples with the prefix totals.
  */
 export const DEFAULT_MAX_QUEUES_WITH_SERIES = 1000;
 
