@@ -289,6 +289,21 @@ describe('queue flow from the events stream', () => {
     expect(view(data, 'exact').flow).toBeDefined();
   });
 
+  it('reads no hash when the collection\'s bound is 0, and still counts every job', async () => {
+    const q = queue('nohash');
+    const ev = await events('nohash');
+    const source = queuesSource(client, { prefixes: [PREFIX], discoveryIntervalSeconds: 0, scanCallsPerCollection: 100, maxPriorityLevels: 8, maxObservedPerCollection: 0 });
+    const collect = () => source.collect({ now: new Date(), signal: new AbortController().signal, timeoutMs: 5000 });
+    await collect();
+    const done = count(ev, 'completed', 3);
+    await q.addBulk(Array.from({ length: 3 }, (_, i) => ({ name: 'x', data: { i } })));
+    worker('nohash', async () => 'ok');
+    await done;
+    const v = view(await collect(), 'nohash');
+    expect(v.flow).toMatchObject({ completed: 3, unobserved: 3 });
+    expect(v.flow!.processing.count).toBe(0);
+  });
+
   it('counts a job whose hash is already removed as unobserved', async () => {
     const q = queue('removed', { defaultJobOptions: { removeOnComplete: true } });
     const ev = await events('removed');

@@ -31,6 +31,8 @@ import {
   firstWatermark,
   JOB_TIMES_LUA,
   MAX_EVENTS_PER_QUEUE,
+  MAX_OBSERVED_PER_COLLECTION,
+  MAX_OBSERVED_PER_QUEUE,
   newFlowState,
   observationAllowances,
   parseJobTimes,
@@ -58,6 +60,11 @@ export interface QueuesOptions {
    * DEFAULT_MAX_QUEUES_WITH_SERIES.
    */
   maxQueuesWithSeries?: number;
+  /**
+   * Finished jobs whose hash one collection reads at most, over every queue
+   * (at most MAX_OBSERVED_PER_QUEUE each); default MAX_OBSERVED_PER_COLLECTION.
+   */
+  maxObservedPerCollection?: number;
 }
 
 /**
@@ -626,7 +633,11 @@ export function queuesSource(redis: Redis, options: QueuesOptions): Source<Queue
       // CLIENT LIST may be forbidden (managed Redis, ACLs): workers are then unknown, not zero.
       const workers = listReply && !listReply[0] && typeof listReply[1] === 'string' ? countWorkers(listReply[1], known) : null;
       const reads: Array<{ q: (typeof known)[number]; state: QueueFlowState; view: QueueView; read: FlowRead; ids: string[] }> = [];
-      const allowances = observationAllowances(states.map((f) => f.lastFinished));
+      const allowances = observationAllowances(
+        states.map((f) => f.lastFinished),
+        MAX_OBSERVED_PER_QUEUE,
+        options.maxObservedPerCollection ?? MAX_OBSERVED_PER_COLLECTION,
+      );
       known.forEach((q, i) => {
         const [err, reply] = replies[i] ?? [new Error('no reply'), null];
         if (err) {
