@@ -289,6 +289,22 @@ describe('queue flow from the events stream', () => {
     expect(view(data, 'exact').flow).toBeDefined();
   });
 
+  it('leaves the flow unknown, not zero, when Redis forbids XINFO, XRANGE and TIME, and still reads the counts', async () => {
+    const q = queue('acl');
+    await q.add('x', {});
+    await client.call('ACL', 'SETUSER', 'noflow', 'on', '>noflow-pw', '~*', '&*', '+@all', '-xinfo', '-xrange', '-time');
+    const limited = new Redis(server.url, { username: 'noflow', password: 'noflow-pw' });
+    closers.push(async () => limited.disconnect());
+    const source = queuesSource(limited, { prefixes: [PREFIX], discoveryIntervalSeconds: 0, scanCallsPerCollection: 100, maxPriorityLevels: 8 });
+    const collect = () => source.collect({ now: new Date(), signal: new AbortController().signal, timeoutMs: 5000 });
+    await collect();
+    const data = await collect();
+    expect(view(data, 'acl').counts.waiting).toBe(1);
+    expect(view(data, 'acl').flow).toBeUndefined();
+    expect(data.invalid).toEqual({});
+    expect(queuesOverview(data, new Date()).find((o) => o.name === 'acl')).not.toHaveProperty('completedLastHour');
+  });
+
   it('reads no hash when the collection\'s bound is 0, and still counts every job', async () => {
     const q = queue('nohash');
     const ev = await events('nohash');

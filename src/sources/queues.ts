@@ -622,8 +622,9 @@ export function queuesSource(redis: Redis, options: QueuesOptions): Source<Queue
       const replies = (await pipeline.exec()) ?? [];
       if (flowStartMs === undefined) {
         const [timeErr, time] = replies[3 * known.length + 1] ?? [new Error('no reply'), null];
-        if (timeErr || !Array.isArray(time)) throw timeErr ?? new Error('TIME gave no time');
-        flowStartMs = Number(time[0]) * 1000 + Math.floor(Number(time[1]) / 1000);
+        const redisMs = !timeErr && Array.isArray(time) ? Number(time[0]) * 1000 + Math.floor(Number(time[1]) / 1000) : Number.NaN;
+        // TIME refused (ACLs): the exporter's clock, as near as it gets.
+        flowStartMs = Number.isFinite(redisMs) && redisMs > 0 ? redisMs : nowMs;
       }
       const flowReplies = replies.slice(known.length, 3 * known.length);
       replies.splice(known.length, 2 * known.length);
@@ -661,6 +662,8 @@ export function queuesSource(redis: Redis, options: QueuesOptions): Source<Queue
         const info = parseStreamInfo(infoErr, infoReply);
         const failure = info instanceof Error ? info : rangeErr && !/no such key/i.test(rangeErr.message) ? rangeErr : null;
         if (failure) {
+          // XINFO or XRANGE forbidden (ACLs): the flow is unknown, not zero, like the workers.
+          if (/NOPERM/.test(failure.message)) return;
           // An events key of another type: this queue's flow is unknown, the rest is read.
           if (!/WRONGTYPE/.test(failure.message)) throw failure;
           countInvalid(invalid, 'wrong_type');
