@@ -111,6 +111,17 @@ export const METRICS = {
   queuePaused: def('ops_queue_paused', 'gauge', 'boolean', 'queues', ['prefix', 'queue'], 'Whether the queue is paused (1) or not (0).'),
   queueJobsAll: def('ops_queue_jobs_all', 'gauge', 'count', 'queues', ['prefix', 'state'], 'BullMQ jobs by state summed over every queue read under the prefix, including queues left without per-queue series by the bound.'),
   queuesRead: def('ops_queues', 'gauge', 'count', 'queues', ['prefix'], 'BullMQ queues read under the prefix.'),
+  queueJobsCompleted: def('ops_queue_jobs_completed_total', 'counter', 'count', 'queues', ['prefix', 'queue'], 'BullMQ jobs completed since the exporter started (or first read the queue), from the queue\'s events stream; use rate() on it.'),
+  queueJobsFailed: def('ops_queue_jobs_failed_total', 'counter', 'count', 'queues', ['prefix', 'queue'], 'BullMQ jobs failed for good (no retry left) since the exporter started (or first read the queue), from the queue\'s events stream.'),
+  queueJobsStalled: def('ops_queue_jobs_stalled_total', 'counter', 'count', 'queues', ['prefix', 'queue'], 'BullMQ jobs found stalled (lock lost while active, moved back to wait) since the exporter started, from the queue\'s events stream.'),
+  queueEventsLost: def('ops_queue_events_lost_total', 'counter', 'count', 'queues', ['prefix', 'queue'], 'Reads of the queue\'s events stream that found events trimmed or deleted after the last one read: the flow counters missed an unknown number of events each time.'),
+  queueJobsUnobserved: def('ops_queue_jobs_unobserved_total', 'counter', 'count', 'queues', ['prefix', 'queue'], 'Finished jobs counted but left out of the wait and processing histograms: beyond the per-collection bound, hash already removed, or unusable times.'),
+  queueJobWait: histogram('ops_queue_job_wait_seconds', 'seconds', 'queues', ['prefix', 'queue'], WORK_DURATION_BUCKETS, 'How long finished BullMQ jobs started once waited: from when they became due (creation plus delay) to processedOn.'),
+  queueJobProcessing: histogram('ops_queue_job_processing_seconds', 'seconds', 'queues', ['prefix', 'queue'], WORK_DURATION_BUCKETS, 'How long finished BullMQ jobs ran: processedOn to finishedOn of their last attempt.'),
+  queueJobsCompletedAll: def('ops_queue_jobs_completed_all_total', 'counter', 'count', 'queues', ['prefix'], 'BullMQ jobs completed since the exporter started, over every queue read under the prefix, with or without per-queue series.'),
+  queueJobsFailedAll: def('ops_queue_jobs_failed_all_total', 'counter', 'count', 'queues', ['prefix'], 'BullMQ jobs failed for good since the exporter started, over every queue read under the prefix.'),
+  queueJobsStalledAll: def('ops_queue_jobs_stalled_all_total', 'counter', 'count', 'queues', ['prefix'], 'BullMQ jobs found stalled since the exporter started, over every queue read under the prefix.'),
+  queueEventsLostAll: def('ops_queue_events_lost_all_total', 'counter', 'count', 'queues', ['prefix'], 'Reads that found events trimmed away, over every queue read under the prefix.'),
   queuesWithoutSeries: def('ops_queues_without_series', 'gauge', 'count', 'queues', ['prefix'], 'BullMQ queues read under the prefix but served without per-queue series (beyond the bound on healthy queues; counted as label_overflow too).'),
 
   // Provisioning

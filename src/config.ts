@@ -72,6 +72,8 @@ export interface Config {
   sources: Record<SourceName, SourceScheduleConfig>;
   /** Seconds between queue discoveries (SCAN); known queues are re-checked every collection. */
   queueDiscoveryIntervalSeconds: number;
+  /** Finished jobs whose hash one collection reads at most, over every queue, for the wait and processing histograms (0: none). */
+  queueFlowMaxObserved: number;
   /** Seconds between full recounts of the 24 h shield window, which heal any drift. */
   shieldRecountIntervalSeconds: number;
   /** Seconds a ShieldEvent id gap is watched for a late commit before it is given up. */
@@ -242,7 +244,7 @@ export const CONFIG_VARIABLES = [
   'OPS_EXPECTED_NODES', 'OPS_QUEUE_PREFIXES', 'OPS_STUCK_THRESHOLD_SECONDS',
   'OPS_COLLECT_INTERVAL_SECONDS', 'OPS_COLLECT_TIMEOUT_SECONDS',
   ...SOURCE_NAMES.flatMap((s) => [`OPS_${s.toUpperCase()}_INTERVAL_SECONDS`, `OPS_${s.toUpperCase()}_TIMEOUT_SECONDS`]),
-  'OPS_QUEUE_DISCOVERY_INTERVAL_SECONDS', 'OPS_SHIELD_RECOUNT_INTERVAL_SECONDS', 'OPS_SHIELD_LATE_COMMIT_SECONDS',
+  'OPS_QUEUE_DISCOVERY_INTERVAL_SECONDS', 'OPS_QUEUE_FLOW_MAX_OBSERVED', 'OPS_SHIELD_RECOUNT_INTERVAL_SECONDS', 'OPS_SHIELD_LATE_COMMIT_SECONDS',
   'OPS_LABEL_VALUE_LIMIT', 'OPS_ERROR_MESSAGE_MAX_LENGTH', 'OPS_DB_POOL_MAX', 'OPS_API_RATE_LIMIT_PER_MINUTE',
   'OPS_API_AUTH_FAILURES_PER_MINUTE', 'OPS_TRUST_PROXY',
 ] as const;
@@ -321,6 +323,7 @@ export function loadConfig(env: Env): Config {
     stuckThresholdSeconds: num(env, 'OPS_STUCK_THRESHOLD_SECONDS', 900, 1, 7 * 86400),
     sources,
     queueDiscoveryIntervalSeconds: num(env, 'OPS_QUEUE_DISCOVERY_INTERVAL_SECONDS', 60, 1, 86400),
+    queueFlowMaxObserved: num(env, 'OPS_QUEUE_FLOW_MAX_OBSERVED', 5000, 0, 100_000, true),
     shieldRecountIntervalSeconds: num(env, 'OPS_SHIELD_RECOUNT_INTERVAL_SECONDS', 3600, 10, 7 * 86400),
     shieldLateCommitSeconds: num(env, 'OPS_SHIELD_LATE_COMMIT_SECONDS', 300, 0, 86400),
     labelValueLimit: num(env, 'OPS_LABEL_VALUE_LIMIT', 200, 1, 10000, true),

@@ -58,6 +58,12 @@ export const QueueOverviewSchema = Type.Object(
     workers: optional(int()),
     /** Addition: whether the queue is paused. */
     paused: optional(Type.Boolean()),
+    /** Addition: jobs completed in the last hour (the minutes of the collections that read them); absent when the events stream is unreadable. */
+    completedLastHour: optional(int()),
+    /** Addition: jobs failed for good in the last hour, like completedLastHour. */
+    failedLastHour: optional(int()),
+    /** Addition: the last hour's 95th percentile of the jobs' wait, seconds, from bucket counts; absent below 20 observations. */
+    p95WaitSeconds: optional(Type.Number({ minimum: 0 })),
   },
   closed,
 );

@@ -123,6 +123,25 @@ describe('scenario switches', () => {
     await waitFor('the mail queue to drain', async () => (await queue.getWaitingCount()) === 0);
   });
 
+  it('stalled-worker: the workers stay connected, every job they take hangs active and the rest wait, none finishes; clear drains them', async () => {
+    const queue = sim.bullQueue('hosting')!;
+    await sim.scenario('stalled-worker', { queue: 'hosting' });
+    // Jobs taken before the switch may still finish; these six are taken, if at all, by a hung worker.
+    const ids: string[] = [];
+    for (let i = 0; i < 6; i++) ids.push(await sim.enqueueJob('hosting'));
+    const states = async () => Promise.all(ids.map((id) => queue.getJob(id).then((j) => j?.getState())));
+    // Concurrency 4: once the worker holds four hung jobs, the rest wait.
+    await waitFor('the hung worker to hold four jobs', async () => (await queue.getActiveCount()) === 4 && (await queue.getWaitingCount()) >= 2);
+    expect((await states()).every((st) => st === 'active' || st === 'waiting')).toBe(true);
+    expect((await states()).filter((st) => st === 'waiting').length).toBeGreaterThanOrEqual(2);
+    expect(await queue.getWorkersCount()).toBeGreaterThan(0);
+    const rows = (await tdb.admin.query(`SELECT "status" FROM "ProvisioningJob" WHERE "id" = ANY($1)`, [ids])).rows as Array<{ status: string }>;
+    expect(rows.map((r) => r.status)).toEqual(ids.map(() => 'PENDING'));
+    await sim.clear('stalled-worker');
+    await waitFor('the six jobs to finish', async () => (await states()).every((st) => st === 'completed' || st === 'failed'));
+    await waitFor('the hosting queue to drain', async () => (await queue.getWaitingCount()) === 0);
+  });
+
   it('job-stuck: a RUNNING row started ageSeconds ago, held active by a worker; clear completes it', async () => {
     const t0 = Date.now() / 1000;
     const { ids } = await sim.scenario('job-stuck', { queue: 'cloudpod', ageSeconds: 1800 });

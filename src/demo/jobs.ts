@@ -108,6 +108,8 @@ export class JobRunner {
   private readonly parked = new Map<ProvisioningQueue, JobSpec[]>();
   private readonly failureRates = new Map<ProvisioningQueue, number>();
   private readonly stuck = new Map<string, { queue: ProvisioningQueue; release: () => void }>();
+  /** Queues whose workers hang (stalled-worker): each job taken waits on the gate until it opens. */
+  private readonly hung = new Map<ProvisioningQueue, { open: () => void; opened: Promise<void> }>();
   /** Stuck jobs released before a worker picked them up (their queue's workers were down). */
   private readonly released = new Set<string>();
   private readonly inFlight = new Set<Promise<unknown>>();
@@ -178,6 +180,7 @@ export class JobRunner {
   async stop(): Promise<void> {
     this.stopping = true;
     for (const s of this.stuck.values()) s.release();
+    for (const queue of [...this.hung.keys()]) this.openGate(queue);
     this.timers.clear();
     for (const t of this.runTimers.values()) t.clear();
     await Promise.all([...this.workers.values()].map((w) => this.closeBounded(w)));
@@ -283,8 +286,17 @@ export class JobRunner {
     return { message, transient };
   }
 
+  /**
+   * A run time, ms: log-normal like real provisioning work, its 10th and 90th
+   * percentiles the queue's typical range, a long tail up to 4 times the
+   * range's top (a slow ACME server, a big snapshot).
+   */
   private duration(def: QueueDef): number {
-    return this.o.rng.between(def.durationSeconds[0], def.durationSeconds[1]) * 1000 * this.scale;
+    const [low, high] = def.durationSeconds;
+    const mu = (Math.log(low) + Math.log(high)) / 2;
+    const sigma = (Math.log(high) - Math.log(low)) / (2 * 1.2816);
+    const seconds = Math.min(4 * high, Math.exp(mu + sigma * this.o.rng.gaussian()));
+    return seconds * 1000 * this.scale;
   }
 
   /** Decides how an attempt ends: null for success, or the error. */
@@ -300,6 +312,14 @@ export class JobRunner {
 
   private async process(def: QueueDef, job: Job<JobData>, signal?: AbortSignal): Promise<string> {
     const id = job.id!;
+    // A hung worker holds the job (its lock kept alive: active, not stalled) and writes nothing.
+    const gate = this.hung.get(def.name);
+    if (gate) {
+      await new Promise<void>((resolve) => {
+        void gate.opened.then(resolve);
+        signal?.addEventListener('abort', () => resolve(), { once: true });
+      });
+    }
     const attempt = job.attemptsMade + 1;
     if (job.data.outcome === 'stick') {
       await this.holdStuck(id, def.name, signal);
@@ -325,7 +345,7 @@ export class JobRunner {
 
   private runLocally(spec: JobSpec, attempt = 1): void {
     const def = queueDef(spec.queue);
-    if (this.down.has(spec.queue)) {
+    if (this.down.has(spec.queue) || this.hung.has(spec.queue)) {
       const list = this.parked.get(spec.queue) ?? [];
       list.push(spec);
       this.parked.set(spec.queue, list);
@@ -429,6 +449,32 @@ export class JobRunner {
     const parked = this.parked.get(queue) ?? [];
     this.parked.delete(queue);
     for (const spec of parked) this.runLocally(spec);
+  }
+
+  /**
+   * Makes the queue's workers hang (stalled-worker): they stay connected, and
+   * each job they take waits, active, until unhangWorkers; once every slot of
+   * their concurrency is taken, new jobs wait. Without Redis its jobs park.
+   */
+  hangWorkers(queue: ProvisioningQueue): void {
+    if (this.hung.has(queue)) return;
+    let open: () => void = () => undefined;
+    const opened = new Promise<void>((resolve) => (open = resolve));
+    this.hung.set(queue, { open, opened });
+  }
+
+  /** Lets the hung jobs of the queue run, and runs its parked ones (no Redis) unless its workers are down. */
+  unhangWorkers(queue: ProvisioningQueue): void {
+    this.openGate(queue);
+    if (this.down.has(queue)) return;
+    const parked = this.parked.get(queue) ?? [];
+    this.parked.delete(queue);
+    for (const spec of parked) this.runLocally(spec);
+  }
+
+  private openGate(queue: ProvisioningQueue): void {
+    this.hung.get(queue)?.open();
+    this.hung.delete(queue);
   }
 
   /** Overrides the queue's failure rate (0..1); null restores its usual rate. */

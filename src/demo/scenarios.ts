@@ -16,6 +16,8 @@ export interface ScenarioOptions {
   'node-disk-full': { node?: CoreNodeName; percent?: number };
   /** Every worker of a queue stops: no workers connected, jobs pile up waiting (and PENDING). */
   'workers-down': { queue?: ProvisioningQueue };
+  /** A queue's workers stay connected but stop finishing jobs: each job they take hangs, new jobs wait. */
+  'stalled-worker': { queue?: ProvisioningQueue };
   /** One job hangs RUNNING (started `ageSeconds` ago) and stays active in BullMQ. */
   'job-stuck': { queue?: ProvisioningQueue; ageSeconds?: number };
   /** `count` jobs of a queue fail at once, and the queue keeps failing most jobs. */
@@ -55,6 +57,11 @@ export const SCENARIOS: { readonly [N in ScenarioName]: { description: string; d
   'workers-down': {
     description: 'the queue\'s BullMQ workers close (0 workers), new jobs wait in BullMQ and stay PENDING; clear: workers start again and drain it',
     defaults: { queue: 'mail' },
+  },
+  'stalled-worker': {
+    description:
+      'the queue\'s BullMQ workers stay connected but every job they take hangs before it runs (active in BullMQ, PENDING in the table): completions stop and new jobs wait; clear: the hung jobs run and the queue drains',
+    defaults: { queue: 'dns' },
   },
   'job-stuck': {
     description: 'a job RUNNING since ageSeconds ago (ProvisioningJob) held active by a BullMQ worker; clear: it completes',

@@ -631,6 +631,9 @@ export class Simulator {
       case 'workers-down':
         await this.jobs.stopWorkers(s.options.queue);
         return [];
+      case 'stalled-worker':
+        this.jobs.hangWorkers(s.options.queue);
+        return [];
       case 'job-stuck': {
         const spec = this.jobs.newJob(s.options.queue);
         spec.outcome = 'stick';
@@ -715,6 +718,10 @@ export class Simulator {
       case 'workers-down':
         this.active.delete(o.key);
         await this.jobs.startWorkers(s.options.queue);
+        return;
+      case 'stalled-worker':
+        this.active.delete(o.key);
+        this.jobs.unhangWorkers(s.options.queue);
         return;
       case 'job-stuck':
         this.jobs.releaseStuck(o.ids);

@@ -32,6 +32,7 @@ export function createSources(config: Config, db: Database, redis: Redis, logger
       discoveryIntervalSeconds: config.queueDiscoveryIntervalSeconds,
       maxPriorityLevels: MAX_PRIORITY_LEVELS,
       scanCallsPerCollection: SCAN_CALLS_PER_COLLECTION,
+      maxObservedPerCollection: config.queueFlowMaxObserved,
     }),
     provisioningSource(db, {
       stuckThresholdSeconds: config.stuckThresholdSeconds,

@@ -12,6 +12,8 @@
  * trip, plus one CLIENT LIST for the workers. BullMQ's own getJobCounts() is
  * one script per queue and per call, and its getWorkersCount() one CLIENT LIST
  * per queue: the same reads, batched. The counts match BullMQ's (tested).
+ * The same round trip reads each queue's events stream for the flow counters
+ * and histograms (queue-flow.ts).
  *
  * Series are bounded by design (rankQueues): what can page is always served,
  * the healthy remainder only up to a maximum, and totals stay true.
@@ -21,6 +23,27 @@ import { KNOWN } from '../catalog.js';
 import { countInvalid, SampleSet, toSeconds, type InvalidCounts, type Sample } from '../metrics/sample.js';
 import type { QueueOverview } from '../contract.js';
 import type { CollectContext, Source, SourceData } from './types.js';
+import { CLOCK_SKEW_MS } from './valid-time.js';
+import {
+  applyFlowRead,
+  cumulative,
+  flowView,
+  emptyRead,
+  firstWatermark,
+  JOB_TIMES_LUA,
+  MAX_EVENTS_PER_QUEUE,
+  MAX_OBSERVED_PER_COLLECTION,
+  MAX_OBSERVED_PER_QUEUE,
+  newFlowState,
+  observationAllowances,
+  parseJobTimes,
+  parseStreamInfo,
+  readEvents,
+  type FlowRead,
+  type QueueFlowState,
+  type StreamInfo,
+  type QueueFlowView,
+} from './queue-flow.js';
 
 /** Options of the queues source. */
 export interface QueuesOptions {
@@ -38,12 +61,18 @@ export interface QueuesOptions {
    * DEFAULT_MAX_QUEUES_WITH_SERIES.
    */
   maxQueuesWithSeries?: number;
+  /**
+   * Finished jobs whose hash one collection reads at most, over every queue
+   * (at most MAX_OBSERVED_PER_QUEUE each); default MAX_OBSERVED_PER_COLLECTION.
+   */
+  maxObservedPerCollection?: number;
 }
 
 /**
- * Default bound on queues with per-queue series: 11 series each, so 5,500
- * series, well under the runner's per-source cap, whatever else is served.
- * Platforms run tens of queues; what pages or tickets is always kept first.
+ * Default bound on queues with per-queue series: 18 samples each (11 counts,
+ * 5 flow counters, 2 histograms), so 9,000, well under the runner's
+ * per-source cap, with the prefix totals. Platforms run tens of queues; what
+ * pages or tickets is always kept first.
  */
 export const DEFAULT_MAX_QUEUES_WITH_SERIES = 500;
 
@@ -55,8 +84,6 @@ export const DEFAULT_MAX_QUEUES_WITH_SERIES = 500;
  */
 export const ALWAYS_SERVE_WAITING_SECONDS = 600;
 
-/** How far in the future a job's time may be (clock skew between hosts), ms. */
-export const CLOCK_SKEW_MS = 300_000;
 
 /** Events searched at most, per candidate job, for when a job promoted early re-entered the wait list. */
 const EVENTS_SEARCHED = 500;
@@ -81,6 +108,17 @@ export interface QueueView {
   oldestWaitingAt?: Date;
   /** Workers connected; undefined when Redis refuses CLIENT LIST. */
   workers?: number;
+  /** Jobs finished since the exporter started and how long they waited and ran (queue-flow.ts); undefined when its events stream cannot be read. */
+  flow?: QueueFlowView;
+}
+
+/** Flow counters of one prefix since the exporter started, over every queue read (never decreasing). */
+export interface QueuePrefixFlow {
+  completed: number;
+  failed: number;
+  stalled: number;
+  /** Reads that found events trimmed away after the last one seen. */
+  eventsLost: number;
 }
 
 /** Totals of one prefix over every queue read, whether served with per-queue series or not. */
@@ -92,6 +130,8 @@ export interface QueuePrefixTotals {
   withoutSeries: number;
   /** Jobs by state, summed over every queue read. */
   counts: Record<QueueState, number>;
+  /** Flow since the exporter started, over every queue read, with or without series; absent in data built without it. */
+  flow?: QueuePrefixFlow;
 }
 
 /** What a queues collection returns. */
@@ -390,6 +430,12 @@ export function queueSamples(data: QueuesData): Sample[] {
     s.add('queuesRead', { prefix: t.prefix }, t.queues);
     s.add('queuesWithoutSeries', { prefix: t.prefix }, t.withoutSeries);
     for (const state of KNOWN.queueState) s.add('queueJobsAll', { prefix: t.prefix, state }, t.counts[state]);
+    if (t.flow) {
+      s.add('queueJobsCompletedAll', { prefix: t.prefix }, t.flow.completed);
+      s.add('queueJobsFailedAll', { prefix: t.prefix }, t.flow.failed);
+      s.add('queueJobsStalledAll', { prefix: t.prefix }, t.flow.stalled);
+      s.add('queueEventsLostAll', { prefix: t.prefix }, t.flow.eventsLost);
+    }
   }
   for (const q of data.queues) {
     const labels = { prefix: q.prefix, queue: q.name };
@@ -397,6 +443,16 @@ export function queueSamples(data: QueuesData): Sample[] {
     s.add('queuePaused', labels, q.paused ? 1 : 0);
     if (q.workers !== undefined) s.add('queueWorkers', labels, q.workers);
     if (q.oldestWaitingAt) s.add('queueOldestWaiting', labels, toSeconds(q.oldestWaitingAt));
+    if (q.flow) {
+      s.add('queueJobsCompleted', labels, q.flow.completed);
+      s.add('queueJobsFailed', labels, q.flow.failed);
+      s.add('queueJobsStalled', labels, q.flow.stalled);
+      s.add('queueEventsLost', labels, q.flow.lost);
+      s.add('queueJobsUnobserved', labels, q.flow.unobserved);
+      // A histogram appears with its queue's first observation.
+      if (q.flow.wait.count > 0) s.addHistogram('queueJobWait', labels, q.flow.wait.count, cumulative(q.flow.wait));
+      if (q.flow.processing.count > 0) s.addHistogram('queueJobProcessing', labels, q.flow.processing.count, cumulative(q.flow.processing));
+    }
   }
   return s.list();
 }
@@ -415,6 +471,11 @@ export function queuesOverview(data: QueuesData, collectedAt: Date): QueueOvervi
     };
     if (q.oldestWaitingAt) o.oldestWaitingSeconds = Math.max(0, (collectedAt.getTime() - q.oldestWaitingAt.getTime()) / 1000);
     if (q.workers !== undefined) o.workers = q.workers;
+    if (q.flow) {
+      o.completedLastHour = q.flow.completedLastHour;
+      o.failedLastHour = q.flow.failedLastHour;
+      if (q.flow.p95WaitSeconds !== undefined) o.p95WaitSeconds = q.flow.p95WaitSeconds;
+    }
     return o;
   });
 }
@@ -441,6 +502,7 @@ async function whenConnected(client: Redis, signal: AbortSignal): Promise<void> 
 
 type RedisWithStats = Redis & {
   opsQueueStats(keyPrefix: string, maxLevels: number, nowMs: number, skewMs: number, eventsSearched: number): Promise<unknown[]>;
+  opsJobTimes(keyPrefix: string, ...jobIds: string[]): Promise<unknown[]>;
 };
 
 /** The queues source. Holds the discovered queues between collections. */
@@ -449,6 +511,15 @@ export function queuesSource(redis: Redis, options: QueuesOptions): Source<Queue
   if (typeof client.opsQueueStats !== 'function') {
     client.defineCommand('opsQueueStats', { numberOfKeys: 1, lua: QUEUE_STATS_LUA });
   }
+  if (typeof client.opsJobTimes !== 'function') {
+    client.defineCommand('opsJobTimes', { numberOfKeys: 1, lua: JOB_TIMES_LUA });
+  }
+  /** Each known queue's flow between collections (queue-flow.ts), by queueKey. */
+  const flows = new Map<string, QueueFlowState>();
+  /** Redis' clock at the first collection, ms: a queue found later is read from then on. */
+  let flowStartMs: number | undefined;
+  /** Per prefix, flow since start over every queue ever read: never decreases, even when a queue goes away. */
+  const prefixFlows = new Map<string, QueuePrefixFlow>(options.prefixes.map((p) => [p, { completed: 0, failed: 0, stalled: 0, eventsLost: 0 }]));
   let known: Array<{ prefix: string; name: string }> = [];
   const maxWithSeries = options.maxQueuesWithSeries ?? DEFAULT_MAX_QUEUES_WITH_SERIES;
   /** The discovery pass under way: where its SCAN stands. */
@@ -528,13 +599,46 @@ export function queuesSource(redis: Redis, options: QueuesOptions): Source<Queue
       for (const q of known) {
         (pipeline as unknown as RedisWithStats).opsQueueStats(`${q.prefix}:${q.name}:`, options.maxPriorityLevels, nowMs, CLOCK_SKEW_MS, EVENTS_SEARCHED);
       }
+      const states = known.map((q) => {
+        const key = queueKey(q.prefix, q.name);
+        let state = flows.get(key);
+        if (!state) {
+          flows.set(key, (state = newFlowState()));
+          if (flowStartMs !== undefined) state.watermark = { id: `${flowStartMs}-0`, added: -2 };
+        }
+        return state;
+      });
+      known.forEach((q, i) => {
+        // XINFO and XRANGE side by side: one round trip with the counts, no
+        // script (converting stream entries into Lua values is what costs).
+        const stream = `${q.prefix}:${q.name}:events`;
+        const w = states[i]!.watermark;
+        pipeline.xinfo('STREAM', stream);
+        if (w) pipeline.xrange(stream, `(${w.id}`, '+', 'COUNT', MAX_EVENTS_PER_QUEUE);
+        else pipeline.xrange(stream, '+', '+', 'COUNT', 1);
+      });
       pipeline.client('LIST');
+      if (flowStartMs === undefined) pipeline.time();
       const replies = (await pipeline.exec()) ?? [];
+      if (flowStartMs === undefined) {
+        const [timeErr, time] = replies[3 * known.length + 1] ?? [new Error('no reply'), null];
+        const redisMs = !timeErr && Array.isArray(time) ? Number(time[0]) * 1000 + Math.floor(Number(time[1]) / 1000) : Number.NaN;
+        // TIME refused (ACLs): the exporter's clock, as near as it gets.
+        flowStartMs = Number.isFinite(redisMs) && redisMs > 0 ? redisMs : nowMs;
+      }
+      const flowReplies = replies.slice(known.length, 3 * known.length);
+      replies.splice(known.length, 2 * known.length);
       const queues: QueueView[] = [];
       const stillThere: typeof known = [];
       const listReply = replies[known.length];
       // CLIENT LIST may be forbidden (managed Redis, ACLs): workers are then unknown, not zero.
       const workers = listReply && !listReply[0] && typeof listReply[1] === 'string' ? countWorkers(listReply[1], known) : null;
+      const reads: Array<{ q: (typeof known)[number]; state: QueueFlowState; view: QueueView; read: FlowRead; ids: string[] }> = [];
+      const allowances = observationAllowances(
+        states.map((f) => f.lastFinished),
+        MAX_OBSERVED_PER_QUEUE,
+        options.maxObservedPerCollection ?? MAX_OBSERVED_PER_COLLECTION,
+      );
       known.forEach((q, i) => {
         const [err, reply] = replies[i] ?? [new Error('no reply'), null];
         if (err) {
@@ -553,9 +657,85 @@ export function queuesSource(redis: Redis, options: QueuesOptions): Source<Queue
         const w = workers?.get(queueKey(q.prefix, q.name));
         if (w !== undefined) view.workers = w;
         queues.push(view);
+        const [infoErr, infoReply] = flowReplies[2 * i] ?? [new Error('no reply'), null];
+        const [rangeErr, rangeReply] = flowReplies[2 * i + 1] ?? [new Error('no reply'), null];
+        const info = parseStreamInfo(infoErr, infoReply);
+        const failure = info instanceof Error ? info : rangeErr && !/no such key/i.test(rangeErr.message) ? rangeErr : null;
+        if (failure) {
+          // XINFO or XRANGE forbidden (ACLs): the flow is unknown, not zero, like the workers.
+          if (/NOPERM/.test(failure.message)) return;
+          // An events key of another type: this queue's flow is unknown, the rest is read.
+          if (!/WRONGTYPE/.test(failure.message)) throw failure;
+          countInvalid(invalid, 'wrong_type');
+          return;
+        }
+        const streamInfo = info as StreamInfo;
+        const state = states[i]!;
+        if (!state.watermark) {
+          reads.push({ q, state, view, ids: [], read: { ...emptyRead(), counted: false, watermark: firstWatermark(streamInfo) } });
+          return;
+        }
+        const events = readEvents(streamInfo, rangeErr ? [] : rangeReply, state.watermark, MAX_EVENTS_PER_QUEUE);
+        const ids = events.finishedIds.slice(0, allowances[i]);
+        reads.push({
+          q,
+          state,
+          view,
+          ids,
+          read: {
+            ...emptyRead(),
+            counted: true,
+            watermark: events.watermark,
+            lost: events.lost,
+            completed: events.completed,
+            failed: events.failed,
+            stalled: events.stalled,
+            unobserved: events.withoutJobId + events.finishedIds.length - ids.length,
+          },
+        });
       });
+      // The finished jobs' hashes, while they still exist: a second round trip, only when jobs finished.
+      const observing = reads.filter((r) => r.ids.length > 0);
+      if (observing.length > 0) {
+        const times = client.pipeline();
+        for (const r of observing) (times as unknown as RedisWithStats).opsJobTimes(`${r.q.prefix}:${r.q.name}:`, ...r.ids);
+        const timeReplies = (await times.exec()) ?? [];
+        observing.forEach((r, j) => {
+          const [err, reply] = timeReplies[j] ?? [new Error('no reply'), null];
+          if (err) {
+            if (!/WRONGTYPE/.test(err.message)) throw err;
+            countInvalid(invalid, 'wrong_type');
+            r.read.unobserved += r.ids.length;
+            return;
+          }
+          const t = parseJobTimes(reply);
+          r.read.unobserved += t.unobserved;
+          r.read.badTimes = t.bad;
+          r.read.waits = t.waits;
+          r.read.processing = t.processing;
+        });
+      }
+      for (const { q, state, view, read } of reads) {
+        applyFlowRead(state, read, nowMs);
+        if (read.badTimes > 0) countInvalid(invalid, 'bad_timestamp', read.badTimes);
+        const total = prefixFlows.get(q.prefix);
+        if (total && read.counted) {
+          total.completed += read.completed;
+          total.failed += read.failed;
+          total.stalled += read.stalled;
+          total.eventsLost += read.lost;
+        }
+        view.flow = flowView(state, nowMs);
+      }
       known = stillThere;
-      return { ...rankQueues(queues, options.prefixes, maxWithSeries, ctx.now, invalid), invalid };
+      const current = new Set(known.map((q) => queueKey(q.prefix, q.name)));
+      for (const key of flows.keys()) if (!current.has(key)) flows.delete(key);
+      const ranked = rankQueues(queues, options.prefixes, maxWithSeries, ctx.now, invalid);
+      for (const t of ranked.totals) {
+        const f = prefixFlows.get(t.prefix);
+        if (f) t.flow = { ...f };
+      }
+      return { ...ranked, invalid };
     },
     samples: queueSamples,
     section: { name: 'queues', overview: queuesOverview },
