@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Makes sure this machine has what `npm test` talks to: PostgreSQL 15 and
 # Redis 7 running on their default ports, and promtool, amtool,
-# prometheus-alertmanager, wrk and pgbouncer (the pooler tests start their
+# prometheus-alertmanager and pgbouncer (the pooler tests start their
 # own, in transaction mode) installed. Installs from Debian/Ubuntu
 # packages where missing (needs root); starts the services if they are down.
 # Safe to run again.
@@ -21,7 +21,6 @@ command -v pg_ctlcluster >/dev/null 2>&1 || missing+=(postgresql postgresql-cont
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v amtool >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
-command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 # Debian installs it in /usr/sbin, which a non-root PATH may lack.
 command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || missing+=(pgbouncer)
