@@ -19,6 +19,7 @@
  * (5 s) later at the earliest.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SOURCE_NAMES } from '../src/catalog.js';
 import { config } from '../monitoring/config.js';
 import { exporterDashboard } from '../monitoring/dashboards/exporter.js';
 import { overviewDashboard } from '../monitoring/dashboards/overview.js';
@@ -126,7 +127,8 @@ describe.runIf(shouldRunWith('prometheus', 'prometheus-alertmanager'))('two plat
         async () => {
           const r = await prom.query(`count by (${P}) (ops_source_up{job="ops-overview"} == 1)`);
           const by = Object.fromEntries(r.map((s) => [s.metric[P], s.value[1]]));
-          return by.A === '10' && by.B === '5' ? true : undefined;
+          // Every source on both replicas of A, and on B's one.
+          return by.A === String(2 * SOURCE_NAMES.length) && by.B === String(SOURCE_NAMES.length) ? true : undefined;
         },
         30_000,
         200,

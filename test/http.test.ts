@@ -134,7 +134,11 @@ describe('content negotiation on /metrics', () => {
     expect(om.split('\n').slice(0, -1)).not.toContain('');
     expect(om.split('# EOF')).toHaveLength(2);
     const counters = [...om.matchAll(/^# TYPE (\S+) counter$/gm)].map((m) => m[1]!);
-    expect(counters.filter((c) => c.startsWith('ops_')).sort()).toEqual(['ops_shield_events', 'ops_source_collections', 'ops_source_errors']);
+    // The same counter families as the text format, named without `_total`.
+    const textCounters = [...text.matchAll(/^# TYPE (\S+) counter$/gm)].map((m) => m[1]!);
+    expect(textCounters.every((c) => c.endsWith('_total'))).toBe(true);
+    expect(counters.sort()).toEqual(textCounters.map((c) => c.replace(/_total$/, '')).sort());
+    expect(counters).toEqual(expect.arrayContaining(['ops_shield_events', 'ops_source_collections', 'ops_source_errors', 'ops_queue_jobs_completed']));
     // prom-client's process metrics are there too, counters named the same way.
     expect(counters).toContain('process_cpu_seconds');
     const sampleNames = new Set(parseSamples(om.replace(/\n# EOF\n$/, '\n')).map((s) => s.name));
