@@ -230,6 +230,13 @@ export interface MonitoringConfig {
     blockSurgeFor: PromDuration;
     /** Open CRITICAL Guardian findings page after this long (time to auto-triage). */
     guardianCriticalFor: PromDuration;
+    /**
+     * The Shield 24 h window still incomplete (`ops_shield_window_complete`
+     * 0, the 24 h count absent) on some replica after this long tickets.
+     * Keep it above the longest recount (`ops_shield_recount_duration_seconds`
+     * on your largest day); a recount after start usually takes minutes.
+     */
+    shieldWindowIncompleteFor: PromDuration;
   };
 
   /** Backups (the Backup table). */
@@ -275,6 +282,20 @@ export interface MonitoringConfig {
      * normal during a database failover.
      */
     sourceDownFor: PromDuration;
+    /**
+     * An index the exporter's queries need missing or invalid on the
+     * platform database tickets after this long. The check runs at start-up
+     * and hourly, so the value only changes then; the wait only skips a
+     * `CREATE INDEX CONCURRENTLY` that is finishing at start-up.
+     */
+    indexMissingFor: PromDuration;
+    /**
+     * A source whose label bound cut series (`reason="label_overflow"`)
+     * tickets after this long: the per-object series are incomplete (the
+     * aggregate families keep the totals). Bursts of new queues or types that
+     * vanish again are harmless, hence the wait.
+     */
+    labelOverflowFor: PromDuration;
   };
 
   /**
@@ -402,6 +423,7 @@ export const config: MonitoringConfig = {
     blockSurgeFactor: 3,
     blockSurgeFor: '10m',
     guardianCriticalFor: '5m',
+    shieldWindowIncompleteFor: '30m',
   },
   backups: {
     maxAgeSeconds: {
@@ -418,6 +440,8 @@ export const config: MonitoringConfig = {
     replicaDownFor: '5m',
     absentFor: '10m',
     sourceDownFor: '10m',
+    indexMissingFor: '10m',
+    labelOverflowFor: '30m',
   },
   ha: {
     // The services of docker-compose.ha.yml: eu-1 is the base stack's platform.

@@ -131,6 +131,9 @@ export type AlertName =
   | 'OpsExporterReplicaDown'
   | 'OpsExporterAbsent'
   | 'OpsExporterSourceDown'
+  | 'OpsExporterIndexMissing'
+  | 'OpsExporterLabelOverflow'
+  | 'OpsShieldWindowIncomplete'
   | 'Watchdog';
 
 /** One alerting rule. Several rules may share an alert name (severity tiers, variants). */
@@ -336,6 +339,18 @@ export const alertRules: AlertRule[] = [
     description: `Guardian reports {{ $value }} open findings of severity CRITICAL (open for more than ${c.security.guardianCriticalFor}); acknowledge them in Guardian once someone owns them.`,
     dashboardUrl: dashboardUrl('overview', P.securityFindings),
   },
+  {
+    // Over every replica (min): one replica whose recount never finishes is broken even while another serves the count.
+    alert: 'OpsShieldWindowIncomplete',
+    severity: 'warning',
+    area: 'security',
+    domainLabels: [],
+    expr: `min by (${by()}) (${sel('shieldWindowComplete')}) == 0`,
+    for: c.security.shieldWindowIncompleteFor,
+    summary: 'The Shield 24 h window is incomplete.',
+    description: `ops_shield_window_complete has been {{ $value }} on an exporter replica for ${c.security.shieldWindowIncompleteFor}: its recount of the last 24 hours has not finished, so ops_shield_events_24h (the surge baseline, the 24 h panel) is absent from it.`,
+    dashboardUrl: dashboardUrl('overview', P.securityDecisions24h),
+  },
 
   // Backups. A critical system without a recent backup pages: the next
   // incident would lose data (the product promise: page on stale backups).
@@ -437,6 +452,29 @@ export const alertRules: AlertRule[] = [
     summary: 'Exporter source {{ $labels.source }} is failing on every replica.',
     description: `Every exporter replica of this platform has failed to collect source {{ $labels.source }} for ${c.exporter.sourceDownFor}; its metrics are absent, so its alerts cannot fire.`,
     dashboardUrl: dashboardUrl('exporter', E.sourcesTable),
+  },
+
+  {
+    alert: 'OpsExporterIndexMissing',
+    severity: 'warning',
+    area: 'exporter',
+    domainLabels: ['index'],
+    expr: `max by (${by('index')}) (${sel('exporterIndexMissing')}) == 1`,
+    for: c.exporter.indexMissingFor,
+    summary: 'Index {{ $labels.index }} is missing on the platform database.',
+    description: `The exporter's index check (at start-up and hourly) finds index {{ $labels.index }} missing or invalid for ${c.exporter.indexMissingFor}: the exporter's queries on that table scan it, and its collections get slower as the table grows.`,
+    dashboardUrl: dashboardUrl('exporter', E.sourcesTable),
+  },
+  {
+    alert: 'OpsExporterLabelOverflow',
+    severity: 'warning',
+    area: 'exporter',
+    domainLabels: ['source'],
+    expr: `max by (${by('source')}) (${sel('sourceInvalidValues', 'reason="label_overflow"')}) > 0`,
+    for: c.exporter.labelOverflowFor,
+    summary: 'Source {{ $labels.source }} cuts series at its label bound.',
+    description: `For ${c.exporter.labelOverflowFor} the exporter has served {{ $value }} values of source {{ $labels.source }} beyond its label bound without their own series (counted under OTHER or only in the aggregate families): per-object panels and alerts miss them.`,
+    dashboardUrl: dashboardUrl('exporter', E.invalidValues),
   },
 
   // The alerting pipeline

@@ -80,6 +80,9 @@ const areaOf: Record<AlertName, Area> = {
   OpsExporterReplicaDown: 'exporter',
   OpsExporterAbsent: 'exporter',
   OpsExporterSourceDown: 'exporter',
+  OpsExporterIndexMissing: 'exporter',
+  OpsExporterLabelOverflow: 'exporter',
+  OpsShieldWindowIncomplete: 'security',
   Watchdog: 'monitoring',
 };
 
@@ -846,6 +849,101 @@ export const ruleCases: RuleCase[] = [
         dashboardUrl: dashboardUrl('exporter'),
       },
     ],
+  },
+  // OpsExporterIndexMissing: checked at start-up and hourly, so the value is a step.
+  {
+    alert: 'OpsExporterIndexMissing',
+    name: 'tickets when an index the exporter needs stays missing',
+    series: [
+      s('ops_exporter_index_missing', { index: 'ProvisioningJob_finished_idx' }, '1x40'),
+      s('ops_exporter_index_missing', { index: 'ProvisioningJob_live_idx' }, '0x40'),
+    ],
+    evalTime: at(min(c.exporter.indexMissingFor) + 2),
+    expected: [
+      {
+        severity: 'warning',
+        labels: { index: 'ProvisioningJob_finished_idx' },
+        summary: 'Index ProvisioningJob_finished_idx is missing on the platform database.',
+        description: `The exporter's index check (at start-up and hourly) finds index ProvisioningJob_finished_idx missing or invalid for ${c.exporter.indexMissingFor}: the exporter's queries on that table scan it, and its collections get slower as the table grows.`,
+        dashboardUrl: dashboardUrl('exporter', EXPORTER_PANELS.sourcesTable),
+      },
+    ],
+  },
+  {
+    alert: 'OpsExporterIndexMissing',
+    name: 'stays quiet when the index is created before indexMissingFor',
+    series: [s('ops_exporter_index_missing', { index: 'ProvisioningJob_finished_idx' }, `1x${min(c.exporter.indexMissingFor) - 3} 0x40`)],
+    evalTime: at(min(c.exporter.indexMissingFor) + 2),
+    expected: [],
+  },
+
+  // OpsExporterLabelOverflow
+  {
+    alert: 'OpsExporterLabelOverflow',
+    name: 'tickets when a source keeps cutting series at its label bound',
+    series: [
+      s('ops_source_invalid_values', { source: 'queues', reason: 'label_overflow' }, '12x60'),
+      s('ops_source_invalid_values', { source: 'core_nodes', reason: 'null_value' }, '5x60'),
+    ],
+    evalTime: at(min(c.exporter.labelOverflowFor) + 2),
+    expected: [
+      {
+        severity: 'warning',
+        labels: { source: 'queues' },
+        summary: 'Source queues cuts series at its label bound.',
+        description: `For ${c.exporter.labelOverflowFor} the exporter has served 12 values of source queues beyond its label bound without their own series (counted under OTHER or only in the aggregate families): per-object panels and alerts miss them.`,
+        dashboardUrl: dashboardUrl('exporter', EXPORTER_PANELS.invalidValues),
+      },
+    ],
+  },
+  {
+    alert: 'OpsExporterLabelOverflow',
+    name: 'stays quiet for a short overflow, and for other invalid values',
+    series: [
+      s('ops_source_invalid_values', { source: 'queues', reason: 'label_overflow' }, `3x${min(c.exporter.labelOverflowFor) - 5} 0x60`),
+      s('ops_source_invalid_values', { source: 'core_nodes', reason: 'null_value' }, '5x60'),
+    ],
+    evalTime: at(min(c.exporter.labelOverflowFor) + 2),
+    expected: [],
+  },
+
+  // OpsShieldWindowIncomplete
+  {
+    alert: 'OpsShieldWindowIncomplete',
+    name: 'tickets when the recount after start does not finish',
+    series: [s('ops_shield_window_complete', {}, '0x60'), s('ops_shield_recount_progress_ratio', {}, '0+0.01x60')],
+    evalTime: at(min(c.security.shieldWindowIncompleteFor) + 2),
+    expected: [
+      {
+        severity: 'warning',
+        labels: {},
+        summary: 'The Shield 24 h window is incomplete.',
+        description: `ops_shield_window_complete has been 0 on an exporter replica for ${c.security.shieldWindowIncompleteFor}: its recount of the last 24 hours has not finished, so ops_shield_events_24h (the surge baseline, the 24 h panel) is absent from it.`,
+        dashboardUrl: dashboardUrl('overview', P.securityDecisions24h),
+      },
+    ],
+  },
+  {
+    alert: 'OpsShieldWindowIncomplete',
+    name: 'tickets when one replica\'s recount never finishes while the other\'s did',
+    series: [s('ops_shield_window_complete', {}, '0x60'), s('ops_shield_window_complete', { instance: REPLICA_2 }, '0x3 1x60')],
+    evalTime: at(min(c.security.shieldWindowIncompleteFor) + 2),
+    expected: [
+      {
+        severity: 'warning',
+        labels: {},
+        summary: 'The Shield 24 h window is incomplete.',
+        description: `ops_shield_window_complete has been 0 on an exporter replica for ${c.security.shieldWindowIncompleteFor}: its recount of the last 24 hours has not finished, so ops_shield_events_24h (the surge baseline, the 24 h panel) is absent from it.`,
+        dashboardUrl: dashboardUrl('overview', P.securityDecisions24h),
+      },
+    ],
+  },
+  {
+    alert: 'OpsShieldWindowIncomplete',
+    name: 'stays quiet when the recount finishes within shieldWindowIncompleteFor',
+    series: [s('ops_shield_window_complete', {}, `0x${min(c.security.shieldWindowIncompleteFor) - 5} 1x60`)],
+    evalTime: at(min(c.security.shieldWindowIncompleteFor) + 2),
+    expected: [],
   },
 ];
 
