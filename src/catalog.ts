@@ -111,6 +111,13 @@ export const METRICS = {
   queuePaused: def('ops_queue_paused', 'gauge', 'boolean', 'queues', ['prefix', 'queue'], 'Whether the queue is paused (1) or not (0).'),
   queueJobsAll: def('ops_queue_jobs_all', 'gauge', 'count', 'queues', ['prefix', 'state'], 'BullMQ jobs by state summed over every queue read under the prefix, including queues left without per-queue series by the bound.'),
   queuesRead: def('ops_queues', 'gauge', 'count', 'queues', ['prefix'], 'BullMQ queues read under the prefix.'),
+  queueJobsCompleted: def('ops_queue_jobs_completed_total', 'counter', 'count', 'queues', ['prefix', 'queue'], 'BullMQ jobs of the queue that completed, read from the queue\'s events stream since the exporter started; use rate() on it.'),
+  queueJobsFailed: def('ops_queue_jobs_failed_total', 'counter', 'count', 'queues', ['prefix', 'queue'], 'BullMQ jobs of the queue that failed, read from the queue\'s events stream since the exporter started; use rate() on it.'),
+  queueJobsStalled: def('ops_queue_jobs_stalled_total', 'counter', 'count', 'queues', ['prefix', 'queue'], 'BullMQ jobs of the queue that BullMQ reported stalled (moved back to wait or failed by the stalled-job check) since the exporter started.'),
+  queueEventsLost: def('ops_queue_events_lost_total', 'counter', 'count', 'queues', ['prefix', 'queue'], 'Times the queue\'s events stream was trimmed between two reads (its first entry after the last one read): events lost, never guessed.'),
+  queueJobsUnobserved: def('ops_queue_jobs_unobserved_total', 'counter', 'count', 'queues', ['prefix', 'queue'], 'Finished jobs of the queue left out of the wait and processing histograms (beyond the per-collection bound, or their hash already removed).'),
+  queueJobWait: histogram('ops_queue_job_wait_seconds', 'seconds', 'queues', ['prefix', 'queue'], WORK_DURATION_BUCKETS, 'How long finished jobs of the queue waited for a worker (enqueued or due until processedOn).'),
+  queueJobProcessing: histogram('ops_queue_job_processing_seconds', 'seconds', 'queues', ['prefix', 'queue'], WORK_DURATION_BUCKETS, 'How long workers took on finished jobs of the queue (processedOn until finishedOn).'),
   queuesWithoutSeries: def('ops_queues_without_series', 'gauge', 'count', 'queues', ['prefix'], 'BullMQ queues read under the prefix but served without per-queue series (beyond the bound on healthy queues; counted as label_overflow too).'),
 
   // Provisioning
@@ -118,6 +125,9 @@ export const METRICS = {
   provisioningStuck: def('ops_provisioning_jobs_stuck', 'gauge', 'count', 'provisioning', ['type', 'status'], 'Provisioning jobs PENDING (since createdAt) or RUNNING (since startedAt, else createdAt) for longer than the stuck threshold.'),
   provisioningStuckThreshold: def('ops_provisioning_stuck_threshold_seconds', 'gauge', 'seconds', 'provisioning', [], 'The configured age after which a PENDING or RUNNING provisioning job counts as stuck.'),
   provisioningOldestLive: def('ops_provisioning_oldest_live_job_timestamp_seconds', 'gauge', 'timestamp_seconds', 'provisioning', ['type', 'status'], 'Since when the oldest PENDING or RUNNING job of the type has been in that status, Unix seconds.'),
+  provisioningJobsFinished: def('ops_provisioning_jobs_finished_total', 'counter', 'count', 'provisioning', ['type', 'status'], 'Provisioning jobs that reached a terminal status (COMPLETED, FAILED, CANCELLED) since the exporter started, by queue type; use rate() on it.'),
+  provisioningJobDuration: histogram('ops_provisioning_job_duration_seconds', 'seconds', 'provisioning', ['type', 'status'], WORK_DURATION_BUCKETS, 'How long finished provisioning jobs took from creation to their terminal status (finishedAt - createdAt).'),
+  provisioningJobQueue: histogram('ops_provisioning_job_queue_seconds', 'seconds', 'provisioning', ['type'], WORK_DURATION_BUCKETS, 'How long finished provisioning jobs waited from creation until they started (startedAt - createdAt).'),
   provisioningFailed24h: def('ops_provisioning_failed_jobs_24h', 'gauge', 'count', 'provisioning', ['action', 'resource_type'], 'FAILED provisioning jobs created in the last 24 hours, by action and resource type (the failure hotspots).'),
 
   // Security
