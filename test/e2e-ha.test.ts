@@ -23,6 +23,7 @@ import { config } from '../monitoring/config.js';
 import { exporterDashboard } from '../monitoring/dashboards/exporter.js';
 import { overviewDashboard } from '../monitoring/dashboards/overview.js';
 import { OVERVIEW_PANELS, EXPORTER_PANELS } from '../monitoring/dashboards/ids.js';
+import { SOURCE_NAMES } from '../src/catalog.js';
 import { pgDemoDb } from '../src/demo/demo-db.js';
 import { seed } from '../src/demo/seed.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
@@ -126,7 +127,8 @@ describe.runIf(shouldRunWith('prometheus', 'prometheus-alertmanager'))('two plat
         async () => {
           const r = await prom.query(`count by (${P}) (ops_source_up{job="ops-overview"} == 1)`);
           const by = Object.fromEntries(r.map((s) => [s.metric[P], s.value[1]]));
-          return by.A === '10' && by.B === '5' ? true : undefined;
+          // Every source, the index check among them, on A's two replicas and B's one.
+          return by.A === String(2 * SOURCE_NAMES.length) && by.B === String(SOURCE_NAMES.length) ? true : undefined;
         },
         30_000,
         200,
