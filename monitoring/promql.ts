@@ -16,6 +16,13 @@ export function sel(key: MetricKey, matchers = ''): string {
   return all === '' ? METRICS[key].name : `${METRICS[key].name}{${all}}`;
 }
 
+/** A selector for one series of a catalog histogram (`_bucket`, `_sum`, `_count`), like `sel()`. */
+export function histSel(key: MetricKey, part: '_bucket' | '_sum' | '_count', matchers = ''): string {
+  if (METRICS[key].type !== 'histogram') throw new Error(`${METRICS[key].name} is not a histogram`);
+  const all = [matchers, config.selectors.ops].filter((m) => m !== '').join(', ');
+  return all === '' ? `${METRICS[key].name}${part}` : `${METRICS[key].name}${part}{${all}}`;
+}
+
 /** `up` of the exporter's scrape job, with extra matchers. */
 export function exporterUp(): string {
   return `up{${config.selectors.exporterJob}}`;

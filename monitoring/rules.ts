@@ -3,10 +3,10 @@
  * names and the thresholds in config.ts; generate.ts writes them to
  * prometheus/rules/.
  */
-import { MISSING_NODE_STATUS, UNKNOWN_LABEL } from '../src/catalog.js';
-import { config, type BackupResourceType, type PromDuration } from './config.js';
+import { METRICS, MISSING_NODE_STATUS, UNKNOWN_LABEL } from '../src/catalog.js';
+import { config, type BackupResourceType, type BurnRateWindow, type PromDuration } from './config.js';
 import { dashboardUrl, OVERVIEW_PANELS as P, EXPORTER_PANELS as E } from './dashboards/ids.js';
-import { BACKLOG_STATES, READY_STATES, acrossReplicas, by, exporterUp, humanizeDuration, oneOf, sel } from './promql.js';
+import { BACKLOG_STATES, READY_STATES, acrossReplicas, by, durationSeconds, exporterUp, histSel, humanizeDuration, oneOf, sel } from './promql.js';
 
 /** A recording rule (`level:metric:operation`) and why it exists. */
 export interface RecordingRule {
@@ -17,8 +17,23 @@ export interface RecordingRule {
   why: string;
 }
 
+/** The provisioning SLOs (config.slo): `success` per type, `latency` of one type. */
+export type SloName = 'success' | 'latency';
+export const SLO_NAMES: readonly SloName[] = ['success', 'latency'];
+
+/** Every window the burn-rate alerts use, shortest first: each gets a recording rule per SLO. */
+export const SLO_WINDOWS: readonly PromDuration[] = [...new Set(config.slo.burnRates.flatMap((b) => [b.shortWindow, b.longWindow]))].sort(
+  (a, b) => durationSeconds(a) - durationSeconds(b),
+);
+
+/** Name of the recording rule of an SLO's error ratio over a window (`type:ops_provisioning_jobs_failed:ratio_rate1h`). */
+export function sloRecord(slo: SloName, window: PromDuration): string {
+  return slo === 'success' ? `type:ops_provisioning_jobs_failed:ratio_rate${window}` : `type:ops_provisioning_jobs_slow:ratio_rate${window}`;
+}
+
 /** Names of the recording rules, for the dashboards and alerts that read them. */
 export const RECORDED = {
+  ...Object.fromEntries(SLO_NAMES.flatMap((slo) => SLO_WINDOWS.map((w) => [`${slo}ErrorRatio${w}`, sloRecord(slo, w)]))),
   nodeMetricsAge: 'node:ops_core_node_metrics_age_seconds:min',
   queueBacklog: 'prefix_queue:ops_queue_backlog_jobs:sum',
   queueReady: 'prefix_queue:ops_queue_ready_jobs:sum',
@@ -52,6 +67,49 @@ export const EXPR = {
     `sum by (${by('decision')}) (${acrossReplicas(sel('shieldEvents24h', decision ? `decision="${decision}"` : ''))}) / 86400`,
   backupAge: (rt?: string) => `time() - max by (${by('resource_type')}) (${sel('backupLastSuccess', rt ? `resource_type="${rt}"` : '')})`,
 };
+
+const slo = config.slo;
+if (!(METRICS.provisioningJobDuration.buckets ?? []).includes(slo.latency.thresholdSeconds)) {
+  throw new Error(`config.slo.latency.thresholdSeconds ${slo.latency.thresholdSeconds} is not a bucket bound of ${METRICS.provisioningJobDuration.name}`);
+}
+/** The error budget: the share of bad events the objective allows (1 - objective, without float noise). */
+export function errorBudget(name: SloName): number {
+  return Number((1 - slo[name].objective).toFixed(10));
+}
+/** Per-second rate over `w` per platform and type, replicas merged (each counts the jobs it saw finish: their rates agree). */
+const perType = (series: string, w: string): string => `sum by (${by('type')}) (${acrossReplicas(`rate(${series}[${w}])`)})`;
+const successValid = [...slo.success.goodStatuses, ...slo.success.badStatuses];
+const latencyMatch = `type="${slo.latency.type}", status=~"${oneOf(slo.latency.statuses)}"`;
+
+/** The SLOs' error ratios over a window (0..1); none where nothing valid finished (0/0). */
+export const SLO_EXPR: Record<SloName, (w: string) => string> = {
+  // No bad series yet is no bad job: 0 where valid jobs finished.
+  success: (w) =>
+    `(\n  ${perType(sel('provisioningJobsFinished', `status=~"${oneOf(slo.success.badStatuses)}"`), w)}\n  or\n  0 * ${perType(sel('provisioningJobsFinished', `status=~"${oneOf(successValid)}"`), w)}\n)\n/\n` +
+    perType(sel('provisioningJobsFinished', `status=~"${oneOf(successValid)}"`), w),
+  latency: (w) =>
+    `(\n  ${perType(histSel('provisioningJobDuration', '_count', latencyMatch), w)}\n  -\n  ${perType(histSel('provisioningJobDuration', '_bucket', `${latencyMatch}, le="${slo.latency.thresholdSeconds}"`), w)}\n)\n/\n` +
+    perType(histSel('provisioningJobDuration', '_count', latencyMatch), w),
+};
+
+/** The burn rate of an SLO over a window: its error ratio divided by the error budget. */
+export function burnRate(name: SloName, w: string): string {
+  return `(${SLO_EXPR[name](w)}) / ${errorBudget(name)}`;
+}
+
+/** A multiwindow multi-burn-rate expression: any tier whose long and short windows both burn faster than its factor. */
+function burnAlertExpr(name: SloName, tiers: readonly BurnRateWindow[]): string {
+  return tiers
+    .map((t) => `(\n  ${burnRate(name, t.longWindow)} > ${t.factor}\nand\n  ${burnRate(name, t.shortWindow)} > ${t.factor}\n)`)
+    .join('\nor\n');
+}
+const tiersText = (tiers: readonly BurnRateWindow[]): string => tiers.map((t) => `${t.factor}× over ${t.longWindow} and ${t.shortWindow}`).join(', or ');
+const pctText = (ratio: number): string => `${Math.round(ratio * 1000) / 10}%`;
+
+/** Queue throughput over a window per queue, replicas merged: finished jobs of one kind. */
+const queueIncrease = (key: 'queueJobsCompleted' | 'queueJobsFailed', w: string): string =>
+  `sum by (${by('prefix', 'queue')}) (${acrossReplicas(`increase(${sel(key)}[${w}])`)})`;
+const queueFinished = (w: string): string => `(${queueIncrease('queueJobsCompleted', w)} + ${queueIncrease('queueJobsFailed', w)})`;
 
 /** The recording rules, in evaluation order. */
 export const recordingRules: RecordingRule[] = [
@@ -95,6 +153,16 @@ export const recordingRules: RecordingRule[] = [
     expr: EXPR.backupAge(),
     why: 'Age of the last successful backup per resource type, for the first row and the backups row.',
   },
+  ...SLO_NAMES.flatMap((name) =>
+    SLO_WINDOWS.map((w) => ({
+      record: sloRecord(name, w),
+      expr: SLO_EXPR[name](w),
+      why:
+        name === 'success'
+          ? `Share of provisioning jobs per type that ended ${slo.success.badStatuses.join(' or ')} of those that ended ${successValid.join(' or ')} over ${w} (success SLO), for the SLO row.`
+          : `Share of ${slo.latency.type} jobs ending ${slo.latency.statuses.join(' or ')} that took longer than ${slo.latency.thresholdSeconds} s over ${w} (latency SLO), for the SLO row.`,
+    })),
+  ),
   ...BACKUP_TYPES.map((rt) => ({
     record: RECORDED.backupAgeLimit,
     expr: `vector(${config.backups.maxAgeSeconds[rt]})`,
@@ -120,8 +188,12 @@ export type AlertName =
   | 'OpsCoreNodeMemoryHigh'
   | 'OpsQueueBacklogGrowing'
   | 'OpsQueueNoWorkers'
+  | 'OpsQueueStalled'
+  | 'OpsQueueFailureRatioHigh'
   | 'OpsProvisioningJobsStuck'
   | 'OpsProvisioningFailureSpike'
+  | 'OpsProvisioningErrorBudgetBurn'
+  | 'OpsProvisioningLatencyBudgetBurn'
   | 'OpsShieldBlockSurge'
   | 'OpsGuardianCriticalFindingsOpen'
   | 'OpsBackupTooOld'
@@ -131,6 +203,9 @@ export type AlertName =
   | 'OpsExporterReplicaDown'
   | 'OpsExporterAbsent'
   | 'OpsExporterSourceDown'
+  | 'OpsExporterIndexMissing'
+  | 'OpsExporterLabelOverflow'
+  | 'OpsShieldWindowIncomplete'
   | 'Watchdog';
 
 /** One alerting rule. Several rules may share an alert name (severity tiers, variants). */
@@ -282,6 +357,38 @@ export const alertRules: AlertRule[] = [
     dashboardUrl: dashboardUrl('overview', P.queuesWorkers, { queue: '{{ $labels.queue }}' }),
   },
 
+  {
+    // A worker connected but hung: OpsQueueNoWorkers sees workers, the backlog may not grow yet.
+    alert: 'OpsQueueStalled',
+    severity: 'critical',
+    area: 'queues',
+    domainLabels: ['prefix', 'queue'],
+    expr:
+      `${EXPR.queueReady} > 0` +
+      `\nand on (${by('prefix', 'queue')})\n(max by (${by('prefix', 'queue')}) (${sel('queueWorkers')}) > 0)` +
+      `\nand on (${by('prefix', 'queue')})\n${queueFinished(c.queues.stalledWindow)} == 0` +
+      // The counters existed a whole window ago: a queue the exporter has only just started to count is unknown, not stalled.
+      `\nand on (${by('prefix', 'queue')})\nmax by (${by('prefix', 'queue')}) (${sel('queueJobsCompleted')} offset ${c.queues.stalledWindow})` +
+      `\nunless on (${by('prefix', 'queue')})\n(max by (${by('prefix', 'queue')}) (${sel('queuePaused')}) == 1)`,
+    for: c.queues.stalledFor,
+    summary: 'Queue {{ $labels.queue }} has stalled: jobs wait, workers are connected, nothing finishes.',
+    description: `Queue {{ $labels.prefix }}:{{ $labels.queue }} has {{ $value }} jobs ready and connected workers, is not paused, and no job has completed or failed for ${c.queues.stalledWindow}: its workers are hung.`,
+    dashboardUrl: dashboardUrl('overview', P.queuesThroughput, { queue: '{{ $labels.queue }}' }),
+  },
+  {
+    alert: 'OpsQueueFailureRatioHigh',
+    severity: 'warning',
+    area: 'queues',
+    domainLabels: ['prefix', 'queue'],
+    expr:
+      `${queueIncrease('queueJobsFailed', c.queues.failureRatioWindow)}\n/\n${queueFinished(c.queues.failureRatioWindow)}\n> ${c.queues.failureRatioLimit}` +
+      `\nand on (${by('prefix', 'queue')})\n${queueFinished(c.queues.failureRatioWindow)} >= ${c.queues.failureRatioMinJobs}`,
+    for: c.queues.failureRatioFor,
+    summary: 'Jobs of queue {{ $labels.queue }} fail often.',
+    description: `{{ $value | humanizePercentage }} of the jobs of queue {{ $labels.prefix }}:{{ $labels.queue }} that finished over the last ${c.queues.failureRatioWindow} failed (limit ${pctText(c.queues.failureRatioLimit)}, from ${c.queues.failureRatioMinJobs} finished jobs).`,
+    dashboardUrl: dashboardUrl('overview', P.queuesFailureRatio, { queue: '{{ $labels.queue }}' }),
+  },
+
   // Provisioning. Stuck jobs page: a customer's order is hanging and it
   // rarely resolves by itself (the product promise: page on stuck jobs).
   {
@@ -309,6 +416,38 @@ export const alertRules: AlertRule[] = [
     dashboardUrl: dashboardUrl('overview', P.provisioningHotspots),
   },
 
+  // Provisioning SLOs: multiwindow multi-burn-rate alerts (SRE workbook, "Alerting on SLOs").
+  ...(['critical', 'warning'] as const).flatMap((severity) => {
+    const tiers = slo.burnRates.filter((t) => t.severity === severity);
+    if (tiers.length === 0) return [];
+    const pace = severity === 'critical' ? 'fast' : 'slowly';
+    const fate = severity === 'critical' ? 'at this pace it is gone within days' : `at this pace it is gone before the ${slo.period} period ends`;
+    return [
+      {
+        alert: 'OpsProvisioningErrorBudgetBurn' as const,
+        severity,
+        area: 'provisioning' as const,
+        domainLabels: ['type'],
+        expr: burnAlertExpr('success', tiers),
+        for: severity === 'critical' ? slo.pageFor : slo.ticketFor,
+        summary: `Provisioning of {{ $labels.type }} burns its error budget ${pace}.`,
+        description: `Provisioning jobs of type {{ $labels.type }} fail {{ $value | humanize }} times as fast as the success SLO allows (${pctText(slo.success.objective)} succeed over ${slo.period}; burning ${tiersText(tiers)}): ${fate}.`,
+        dashboardUrl: dashboardUrl('overview', P.sloBurnRate),
+      },
+      {
+        alert: 'OpsProvisioningLatencyBudgetBurn' as const,
+        severity,
+        area: 'provisioning' as const,
+        domainLabels: ['type'],
+        expr: burnAlertExpr('latency', tiers),
+        for: severity === 'critical' ? slo.pageFor : slo.ticketFor,
+        summary: `{{ $labels.type }} jobs are too slow: the latency error budget burns ${pace}.`,
+        description: `{{ $labels.type }} jobs take longer than ${slo.latency.thresholdSeconds} s {{ $value | humanize }} times as often as the latency SLO allows (${pctText(slo.latency.objective)} within ${slo.latency.thresholdSeconds} s over ${slo.period}; burning ${tiersText(tiers)}): ${fate}.`,
+        dashboardUrl: dashboardUrl('overview', P.sloBurnRate),
+      },
+    ];
+  }),
+
   // Security
   {
     alert: 'OpsShieldBlockSurge',
@@ -335,6 +474,18 @@ export const alertRules: AlertRule[] = [
     summary: '{{ $value }} CRITICAL Guardian findings are open.',
     description: `Guardian reports {{ $value }} open findings of severity CRITICAL (open for more than ${c.security.guardianCriticalFor}); acknowledge them in Guardian once someone owns them.`,
     dashboardUrl: dashboardUrl('overview', P.securityFindings),
+  },
+  {
+    // Over every replica (min): one replica whose recount never finishes is broken even while another serves the count.
+    alert: 'OpsShieldWindowIncomplete',
+    severity: 'warning',
+    area: 'security',
+    domainLabels: [],
+    expr: `min by (${by()}) (${sel('shieldWindowComplete')}) == 0`,
+    for: c.security.shieldWindowIncompleteFor,
+    summary: 'The Shield 24 h window is incomplete.',
+    description: `ops_shield_window_complete has been {{ $value }} on an exporter replica for ${c.security.shieldWindowIncompleteFor}: its recount of the last 24 hours has not finished, so ops_shield_events_24h (the surge baseline, the 24 h panel) is absent from it.`,
+    dashboardUrl: dashboardUrl('overview', P.securityDecisions24h),
   },
 
   // Backups. A critical system without a recent backup pages: the next
@@ -437,6 +588,29 @@ export const alertRules: AlertRule[] = [
     summary: 'Exporter source {{ $labels.source }} is failing on every replica.',
     description: `Every exporter replica of this platform has failed to collect source {{ $labels.source }} for ${c.exporter.sourceDownFor}; its metrics are absent, so its alerts cannot fire.`,
     dashboardUrl: dashboardUrl('exporter', E.sourcesTable),
+  },
+
+  {
+    alert: 'OpsExporterIndexMissing',
+    severity: 'warning',
+    area: 'exporter',
+    domainLabels: ['index'],
+    expr: `max by (${by('index')}) (${sel('exporterIndexMissing')}) == 1`,
+    for: c.exporter.indexMissingFor,
+    summary: 'Index {{ $labels.index }} is missing on the platform database.',
+    description: `The exporter's index check (at start-up and hourly) finds index {{ $labels.index }} missing or invalid for ${c.exporter.indexMissingFor}: the exporter's queries on that table scan it, and its collections get slower as the table grows.`,
+    dashboardUrl: dashboardUrl('exporter', E.sourcesTable),
+  },
+  {
+    alert: 'OpsExporterLabelOverflow',
+    severity: 'warning',
+    area: 'exporter',
+    domainLabels: ['source'],
+    expr: `max by (${by('source')}) (${sel('sourceInvalidValues', 'reason="label_overflow"')}) > 0`,
+    for: c.exporter.labelOverflowFor,
+    summary: 'Source {{ $labels.source }} cuts series at its label bound.',
+    description: `For ${c.exporter.labelOverflowFor} the exporter has served {{ $value }} values of source {{ $labels.source }} beyond its label bound without their own series (counted under OTHER or only in the aggregate families): per-object panels and alerts miss them.`,
+    dashboardUrl: dashboardUrl('exporter', E.invalidValues),
   },
 
   // The alerting pipeline

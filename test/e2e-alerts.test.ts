@@ -84,6 +84,7 @@ describe.runIf(shouldRunWith('prometheus', 'prometheus-alertmanager'))('an alert
     it('pages nobody: only the Watchdog fires, and it reaches the dead man\'s switch receiver', async () => {
       await waitFor(
         'every source collected and scraped',
+        // Every source, the index check among them.
         async () => ((await stack.query('count(ops_source_up{job="ops-overview"} == 1)'))[0]?.value[1] === String(SOURCE_NAMES.length) ? true : undefined),
         30_000,
         200,

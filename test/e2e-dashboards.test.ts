@@ -18,8 +18,15 @@
  * hidden variable's "All": one platform, no platform label).
  *
  * The exporter dashboard's process panels read prom-client's default
- * metrics (monitoring/process-metrics.ts): they must have data exactly when
- * the exporter's /metrics serves those metrics, and be empty otherwise.
+ * metrics (monitoring/process-metrics.ts), which the exporter's /metrics
+ * serves: they must have data like every other panel.
+ *
+ * The flow panels (issue 13: queue throughput, failure ratio, wait and
+ * processing times, the provisioning SLO row) read counters and histograms
+ * that another part of issue 13 adds to the exporter: each query must have
+ * data when the exporter serves every flow family it reads (directly or
+ * through a recording rule), and be empty when it serves none of them yet
+ * (never data made up from something else).
  *
  * No panel is exempt. Three are empty on a healthy simulator (checked: the
  * rest all have data without any scenario), and get their data from the
@@ -42,6 +49,8 @@ import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 import { captureLogger } from './helpers/demo-wait.js';
 import { compressDuration, parseDuration, startE2EStack, type E2EStack, type PromSample } from './helpers/e2e-stack.js';
 import { PROCESS_METRIC_LIST } from '../monitoring/process-metrics.js';
+import { SLO_NAMES, SLO_WINDOWS, sloRecord } from '../monitoring/rules.js';
+import { METRICS } from '../src/catalog.js';
 import { allPanels, loadDashboards } from './helpers/monitoring-promql.js';
 import { shouldRunWith } from './helpers/monitoring-tools.js';
 import { createTestRedis, type TestRedis } from './helpers/redis.js';
@@ -77,6 +86,27 @@ function substitute(expr: string, rangeSeconds: number): string {
 }
 
 const value = (s: PromSample | undefined) => (s ? Number(s.value[1]) : NaN);
+
+/** The flow families (issue 13) the dashboards read, by name. */
+const FLOW_FAMILIES: string[] = [
+  METRICS.queueJobsCompleted,
+  METRICS.queueJobsFailed,
+  METRICS.queueJobWait,
+  METRICS.queueJobProcessing,
+  METRICS.provisioningJobsFinished,
+  METRICS.provisioningJobDuration,
+].map((m) => m.name);
+/** The SLO recording rules and the family each reads. */
+const SLO_RECORDS = SLO_NAMES.flatMap((slo) =>
+  SLO_WINDOWS.map((w) => [sloRecord(slo, w), slo === 'success' ? METRICS.provisioningJobsFinished.name : METRICS.provisioningJobDuration.name] as const),
+);
+
+/** The flow families a query reads, directly or through an SLO recording rule. */
+function flowFamilies(expr: string): string[] {
+  const direct = FLOW_FAMILIES.filter((name) => new RegExp(`\\b${name}(_bucket|_count|_sum)?\\b`).test(expr));
+  const recorded = SLO_RECORDS.filter(([record]) => expr.includes(record)).map(([, family]) => family);
+  return [...new Set([...direct, ...recorded])];
+}
 
 /**
  * What the scenarios switched on imply, per panel query (title and refId):
@@ -160,9 +190,14 @@ describe.runIf(shouldRunWith('prometheus', 'prometheus-alertmanager'))('every da
   it('answers every query of every panel with data, and with the values the scenarios imply', async () => {
     expect(queries.length).toBeGreaterThan(40);
     const exposition = (await stack.exporter.inject({ method: 'GET', url: '/metrics' })).body;
-    const servesProcessMetrics = PROCESS_METRIC_LIST.every((m) => new RegExp(`^${m.name} `, 'm').test(exposition));
+    // The process panels read prom-client's default metrics: the exporter serves every one of them.
+    expect(PROCESS_METRIC_LIST.filter((m) => !new RegExp(`^${m.name} `, 'm').test(exposition)).map((m) => m.name)).toEqual([]);
     const isProcessQuery = (q: PanelQuery) => PROCESS_METRIC_LIST.some((m) => q.expr.includes(m.name));
     expect(queries.filter(isProcessQuery)).toHaveLength(PROCESS_METRIC_LIST.length);
+    const served = new Set<string>(FLOW_FAMILIES.filter((name) => new RegExp(`^${name}(_bucket|_count)?[{ ]`, 'm').test(exposition)));
+    const flowQueries = queries.filter((q) => flowFamilies(q.expr).length > 0);
+    // Throughput A/B, failure ratio, wait and processing p50/p95, the heatmap, and the SLO row's 8.
+    expect(flowQueries).toHaveLength(16);
     /** Runs every query once; returns what is still missing. */
     const pass = async (): Promise<string[]> => {
       const problems: string[] = [];
@@ -170,8 +205,9 @@ describe.runIf(shouldRunWith('prometheus', 'prometheus-alertmanager'))('every da
       for (const q of queries) {
         const result = await stack.query(substitute(q.expr, range));
         const check = EXPECTED[`${q.title} ${q.refId}`];
-        if (isProcessQuery(q) && !servesProcessMetrics) {
-          if (result.length > 0) problems.push(`${q.where}: data although the exporter serves no default metrics`);
+        const families = flowFamilies(q.expr);
+        if (families.some((f) => !served.has(f))) {
+          if (result.length > 0) problems.push(`${q.where}: data although the exporter does not serve ${families.filter((f) => !served.has(f)).join(', ')}`);
         } else if (result.length === 0) problems.push(`${q.where}: no data`);
         else if (check && !check(result)) problems.push(`${q.where}: unexpected ${JSON.stringify(result.map((s) => [s.metric, s.value[1]]))}`);
       }

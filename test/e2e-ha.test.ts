@@ -19,11 +19,11 @@
  * (5 s) later at the earliest.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SOURCE_NAMES } from '../src/catalog.js';
 import { config } from '../monitoring/config.js';
 import { exporterDashboard } from '../monitoring/dashboards/exporter.js';
 import { overviewDashboard } from '../monitoring/dashboards/overview.js';
 import { OVERVIEW_PANELS, EXPORTER_PANELS } from '../monitoring/dashboards/ids.js';
+import { SOURCE_NAMES } from '../src/catalog.js';
 import { pgDemoDb } from '../src/demo/demo-db.js';
 import { seed } from '../src/demo/seed.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
@@ -127,7 +127,7 @@ describe.runIf(shouldRunWith('prometheus', 'prometheus-alertmanager'))('two plat
         async () => {
           const r = await prom.query(`count by (${P}) (ops_source_up{job="ops-overview"} == 1)`);
           const by = Object.fromEntries(r.map((s) => [s.metric[P], s.value[1]]));
-          // Every source on both replicas of A, and on B's one.
+          // Every source, the index check among them, on A's two replicas and B's one.
           return by.A === String(2 * SOURCE_NAMES.length) && by.B === String(SOURCE_NAMES.length) ? true : undefined;
         },
         30_000,

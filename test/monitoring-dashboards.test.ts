@@ -60,6 +60,7 @@ const MODERN_PANEL_TYPES: Record<string, { options?: string; fieldConfig?: strin
   table: { options: 'tableOptions', fieldConfig: 'tableFieldConfig' },
   timeseries: { options: 'timeseriesOptions', fieldConfig: 'timeseriesFieldConfig' },
   bargauge: { options: 'bargaugeOptions' },
+  heatmap: { options: 'heatmapOptions', fieldConfig: 'heatmapFieldConfig' },
 };
 /** Override properties whose values the schema describes. */
 const OVERRIDE_TYPES: Record<string, string> = { thresholds: 'thresholds', mappings: 'mappings', color: 'color', unit: 'unit', decimals: 'decimals' };
@@ -170,7 +171,7 @@ describe('dashboards', () => {
   it('put the at-a-glance stats in the first row, each linked to its detail panel and to the firing alerts', () => {
     const d = overview();
     const rows = d.panels.filter((p) => p.type === 'row');
-    expect(rows.map((r) => r.title)).toEqual(['Overview', 'Core nodes', 'Queues', 'Provisioning', 'Security', 'Backups']);
+    expect(rows.map((r) => r.title)).toEqual(['Overview', 'Core nodes', 'Queues', 'Provisioning', 'Provisioning SLOs', 'Security', 'Backups']);
     const secondRowY = rows[1]!.gridPos.y;
     const first = d.panels.filter((p) => p.type !== 'row' && p.gridPos.y < secondRowY);
     const stats = first.filter((p) => p.type === 'stat');

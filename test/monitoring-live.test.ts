@@ -28,7 +28,9 @@ function labelValues(def: MetricDef, label: string): readonly string[] {
     case 'role':
       return ['WEB'];
     case 'status':
-      return def.name === 'ops_core_node_status' ? [...KNOWN.nodeStatus, MISSING_NODE_STATUS, UNKNOWN_LABEL] : KNOWN.liveJobStatus;
+      if (def.name === 'ops_core_node_status') return [...KNOWN.nodeStatus, MISSING_NODE_STATUS, UNKNOWN_LABEL];
+      // Finished jobs (counters and histograms) have terminal statuses; the gauges count live ones.
+      return def.type === 'gauge' ? KNOWN.liveJobStatus : KNOWN.terminalJobStatus;
     case 'prefix':
       return ['bull'];
     case 'queue':
@@ -72,17 +74,26 @@ function exposition(scrape: number, now: number): string {
   for (const def of METRIC_LIST) {
     lines.push(`# HELP ${def.name} ${def.help}`, `# TYPE ${def.name} ${def.type}`);
     for (const labels of combinations(def)) {
+      const body = Object.entries(labels)
+        .map(([k, v]) => `${k}="${v}"`)
+        .join(',');
+      if (def.type === 'histogram') {
+        // Ten observations a scrape, spread evenly over the buckets (cumulative), 30 s each on average.
+        const buckets = def.buckets ?? [];
+        const le = (b: string) => `${def.name}_bucket{${body ? `${body},` : ''}le="${b}"}`;
+        buckets.forEach((b, i) => lines.push(`${le(String(b))} ${(scrape * 10 * (i + 1)) / (buckets.length + 1)}`));
+        lines.push(`${le('+Inf')} ${scrape * 10}`, `${def.name}_sum${body ? `{${body}}` : ''} ${scrape * 300}`, `${def.name}_count${body ? `{${body}}` : ''} ${scrape * 10}`);
+        continue;
+      }
       let value: number;
-      if (def.type === 'counter') value = scrape * (def.name === 'ops_source_errors_total' ? 1 : 10);
+      // Failures and errors at a tenth of the rest: a healthy-looking stand-in whose ratios are not 0.
+      if (def.type === 'counter') value = scrape * (def.name === 'ops_source_errors_total' || labels.status === 'FAILED' || def.name === 'ops_queue_jobs_failed_total' ? 1 : 10);
       else if (def.unit === 'timestamp_seconds') value = now - 120;
       else if (def.unit === 'ratio') value = 0.5;
       else if (def.name === 'ops_core_node_status') value = labels.status === 'ONLINE' ? 1 : 0;
       else if (def.unit === 'boolean' || def.unit === 'info') value = 1;
       else if (def.unit === 'seconds') value = 0.25;
       else value = 3;
-      const body = Object.entries(labels)
-        .map(([k, v]) => `${k}="${v}"`)
-        .join(',');
       lines.push(`${def.name}${body ? `{${body}}` : ''} ${value}`);
     }
   }

@@ -16,7 +16,16 @@ import { analyze, collectExpressions } from './helpers/monitoring-promql.js';
  */
 const PROMETHEUS_DEFINED = new Set(['up', 'scrape_samples_scraped', 'scrape_duration_seconds', 'scrape_series_added', 'scrape_samples_post_metric_relabeling', 'ALERTS', 'ALERTS_FOR_STATE']);
 /** The catalog, and the few prom-client default metrics monitoring/process-metrics.ts names (no other process_* or nodejs_*). */
-const CATALOG = new Map<string, { labels: readonly string[] }>([...METRIC_LIST.map((m) => [m.name, m] as const), ...PROCESS_METRIC_LIST.map((m) => [m.name, { labels: [] }] as const)]);
+const CATALOG = new Map<string, { labels: readonly string[] }>([
+  ...METRIC_LIST.filter((m) => m.type !== 'histogram').map((m) => [m.name, m] as const),
+  // A histogram is served as its buckets (with `le`), sum and count; never under its own name.
+  ...METRIC_LIST.filter((m) => m.type === 'histogram').flatMap((m) => [
+    [`${m.name}_bucket`, { labels: [...m.labels, 'le'] }] as const,
+    [`${m.name}_sum`, m] as const,
+    [`${m.name}_count`, m] as const,
+  ]),
+  ...PROCESS_METRIC_LIST.map((m) => [m.name, { labels: [] }] as const),
+]);
 const RECORDED = new Set(recordingRules.map((r) => r.record));
 /** Labels every scraped series carries besides the catalog's: the target's, and the platform Prometheus sets. */
 const TARGET_LABELS = ['job', 'instance', config.platformLabel];

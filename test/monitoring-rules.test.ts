@@ -148,8 +148,11 @@ describe('rule conventions', () => {
       'OpsExporterDown',
       'OpsExporterSourceDown',
       'OpsGuardianCriticalFindingsOpen',
+      'OpsProvisioningErrorBudgetBurn',
       'OpsProvisioningJobsStuck',
+      'OpsProvisioningLatencyBudgetBurn',
       'OpsQueueNoWorkers',
+      'OpsQueueStalled',
     ]);
   });
 

@@ -41,6 +41,11 @@ export const OVERVIEW_PANELS = {
   queuesOldestAge: 302,
   queuesWorkers: 303,
   queuesFailed: 304,
+  queuesThroughput: 305,
+  queuesFailureRatio: 306,
+  queuesWaitQuantiles: 307,
+  queuesProcessingQuantiles: 308,
+  queuesWaitHeatmap: 309,
 
   rowProvisioning: 4,
   provisioningStuck: 401,
@@ -57,6 +62,11 @@ export const OVERVIEW_PANELS = {
   rowBackups: 6,
   backupsTable: 601,
   backupsAge: 602,
+
+  rowSlo: 7,
+  sloRatio: 701,
+  sloBudgetLeft: 702,
+  sloBurnRate: 703,
 } as const;
 
 /** Panel ids of the exporter dashboard. */

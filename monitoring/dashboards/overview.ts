@@ -7,13 +7,15 @@ import * as common from '@grafana/grafana-foundation-sdk/common';
 import type * as cog from '@grafana/grafana-foundation-sdk/cog';
 import { DashboardBuilder, DashboardCursorSync, RowBuilder, type Dashboard, type Panel } from '@grafana/grafana-foundation-sdk/dashboard';
 import { PanelBuilder as BarGaugeBuilder } from '@grafana/grafana-foundation-sdk/bargauge';
+import { HeatmapColorMode, HeatmapColorOptionsBuilder, PanelBuilder as HeatmapBuilder, YAxisConfigBuilder } from '@grafana/grafana-foundation-sdk/heatmap';
+import { PromQueryFormat } from '@grafana/grafana-foundation-sdk/prometheus';
 import { PanelBuilder as StatBuilder } from '@grafana/grafana-foundation-sdk/stat';
 import { PanelBuilder as TableBuilder } from '@grafana/grafana-foundation-sdk/table';
 import { PanelBuilder as TimeseriesBuilder } from '@grafana/grafana-foundation-sdk/timeseries';
 import { MISSING_NODE_STATUS, UNKNOWN_LABEL } from '../../src/catalog.js';
 import { config, type BackupResourceType } from '../config.js';
-import { acrossReplicas, by, exporterUp, humanizeDuration, oneOf, sel } from '../promql.js';
-import { RECORDED } from '../rules.js';
+import { acrossReplicas, by, exporterUp, histSel, humanizeDuration, oneOf, sel } from '../promql.js';
+import { errorBudget, RECORDED, SLO_EXPR, sloRecord } from '../rules.js';
 import {
   dashedThresholds,
   datasourceVariable,
@@ -278,7 +280,126 @@ function queuesRow(): Section {
       .thresholdsStyle(dashedThresholds()),
     series(P.queuesWorkers, 'Workers', `Workers connected per queue. A queue with waiting jobs and 0 workers for ${c.queues.noWorkersFor} pages (OpsQueueNoWorkers). Empty when Redis forbids CLIENT LIST.`, `max by (${by('prefix', 'queue')}) (${sel('queueWorkers', q)})`, 'short'),
     series(P.queuesFailed, 'Failed jobs', 'Jobs in the failed set per queue (BullMQ keeps them until removed): a rising line means jobs are failing now.', `sum by (${by('prefix', 'queue')}) (${acrossReplicas(sel('queueJobs', `state="failed", ${q}`))})`, 'short'),
+    ...queueFlowPanels(q),
   ]);
+}
+
+/** Per queue rate of a flow counter, replicas merged (each replica reads the same events stream). */
+const queueRate = (key: 'queueJobsCompleted' | 'queueJobsFailed', q: string, w: string): string =>
+  `sum by (${by('prefix', 'queue')}) (${acrossReplicas(`rate(${sel(key, q)}[${w}])`)})`;
+/** A quantile of a per-queue histogram, replicas merged. */
+const queueQuantile = (quantile: number, key: 'queueJobWait' | 'queueJobProcessing', q: string): string =>
+  `histogram_quantile(${quantile}, sum by (${by('prefix', 'queue', 'le')}) (${acrossReplicas(`rate(${histSel(key, '_bucket', q)}[$__rate_interval])`)}))`;
+
+/** Flow of the queues (issue 13): throughput, failure ratio, wait and processing times. */
+function queueFlowPanels(q: string): cog.Builder<Panel>[] {
+  const w = c.queues.failureRatioWindow;
+  const throughput = new TimeseriesBuilder()
+    .id(P.queuesThroughput)
+    .title('Throughput')
+    .description(`Jobs finished per second per queue (completed and failed, from the queue's events stream). Completions stopped for ${c.queues.stalledWindow} while jobs wait and workers are connected page (OpsQueueStalled).`)
+    .height(8)
+    .span(12)
+    .withTarget(query('A', queueRate('queueJobsCompleted', q, '$__rate_interval'), { legend: legend('{{prefix}}:{{queue}} completed') }))
+    .withTarget(query('B', queueRate('queueJobsFailed', q, '$__rate_interval'), { legend: legend('{{prefix}}:{{queue}} failed') }))
+    .unit('ops')
+    .min(0)
+    .legend(tableLegend());
+  const failureRatio = new TimeseriesBuilder()
+    .id(P.queuesFailureRatio)
+    .title('Failure ratio')
+    .description(`Failed / finished jobs per queue over ${w}; the dashed line is the OpsQueueFailureRatioHigh limit (${c.queues.failureRatioLimit}, from ${c.queues.failureRatioMinJobs} finished jobs). No value while nothing finished.`)
+    .height(8)
+    .span(12)
+    .withTarget(query('A', `${queueRate('queueJobsFailed', q, w)}\n/\n(${queueRate('queueJobsCompleted', q, w)} + ${queueRate('queueJobsFailed', q, w)})`, { legend: legend('{{prefix}}:{{queue}}') }))
+    .unit('percentunit')
+    .min(0)
+    .max(1)
+    .thresholds(thresholds('green', [c.queues.failureRatioLimit, 'orange']))
+    .thresholdsStyle(dashedThresholds())
+    .legend(tableLegend());
+  const quantiles = (id: number, title: string, key: 'queueJobWait' | 'queueJobProcessing', what: string) =>
+    new TimeseriesBuilder()
+      .id(id)
+      .title(title)
+      .description(`p50 and p95 of ${what} per queue, of the jobs that finished (from the histogram's buckets, 1 s to 1 h: a value beyond 1 h shows as 1 h).`)
+      .height(8)
+      .span(12)
+      .withTarget(query('A', queueQuantile(0.5, key, q), { legend: legend('{{prefix}}:{{queue}} p50') }))
+      .withTarget(query('B', queueQuantile(0.95, key, q), { legend: legend('{{prefix}}:{{queue}} p95') }))
+      .unit('s')
+      .min(0)
+      .legend(tableLegend());
+  const heatmapQuery = query('A', `sum by (${by('le')}) (${acrossReplicas(`increase(${histSel('queueJobWait', '_bucket', q)}[$__rate_interval])`)})`, { legend: '{{le}}' }).format(PromQueryFormat.Heatmap);
+  const heatmap = new HeatmapBuilder()
+    .id(P.queuesWaitHeatmap)
+    .title('Wait time distribution')
+    .description('How long the finished jobs of the selected queues waited for a worker: jobs per wait-time bucket over time (darker: more jobs).')
+    .height(8)
+    .span(24)
+    .withTarget(heatmapQuery)
+    .calculate(false)
+    .color(new HeatmapColorOptionsBuilder().mode(HeatmapColorMode.Scheme).scheme('Oranges').steps(64))
+    .yAxis(new YAxisConfigBuilder().unit('s'))
+    .unit('short')
+    .cellGap(1);
+  return [
+    throughput,
+    failureRatio,
+    quantiles(P.queuesWaitQuantiles, 'Wait time', 'queueJobWait', 'the time jobs waited for a worker (enqueued or due until a worker took them)'),
+    quantiles(P.queuesProcessingQuantiles, 'Processing time', 'queueJobProcessing', 'the time workers took on a job'),
+    heatmap,
+  ];
+}
+
+/** The provisioning SLOs (config.slo): how they stand, how much budget is left, how fast it burns. */
+function sloRow(): Section {
+  const s = c.slo;
+  const pct = (r: number): string => `${Math.round(r * 1000) / 10}%`;
+  const latencyWhat = `${s.latency.type} jobs within ${s.latency.thresholdSeconds} s`;
+  const ratio = new TimeseriesBuilder()
+    .id(P.sloRatio)
+    .title('SLIs against their objectives (1 h)')
+    .description(`Share of good provisioning jobs over the last hour: per type that succeeded (objective ${pct(s.success.objective)}), and ${latencyWhat} (objective ${pct(s.latency.objective)}). The dashed lines are the objectives.`)
+    .height(8)
+    .span(8)
+    .withTarget(query('A', `1 - ${sloRecord('success', '1h')}`, { legend: legend('{{type}} succeeded') }))
+    .withTarget(query('B', `1 - ${sloRecord('latency', '1h')}`, { legend: legend(`{{type}} within ${s.latency.thresholdSeconds} s`) }))
+    .unit('percentunit')
+    .max(1)
+    .thresholds(thresholds('red', [s.latency.objective, 'orange'], [s.success.objective, 'green']))
+    .thresholdsStyle(dashedThresholds())
+    .legend(tableLegend());
+  const budget = new BarGaugeBuilder()
+    .id(P.sloBudgetLeft)
+    .title(`Error budget left (${s.period})`)
+    .description(`Share of the ${s.period} error budget not spent yet: 1 - error ratio over ${s.period} / budget (${errorBudget('success')} for success, ${errorBudget('latency')} for latency). Below 0 the SLO is missed for the period.`)
+    .height(8)
+    .span(8)
+    .withTarget(query('A', `1 - (${SLO_EXPR.success(s.period)}) / ${errorBudget('success')}`, { legend: legend('{{type}} success'), instant: true }))
+    .withTarget(query('B', `1 - (${SLO_EXPR.latency(s.period)}) / ${errorBudget('latency')}`, { legend: legend('{{type}} latency'), instant: true }))
+    .unit('percentunit')
+    .min(0)
+    .max(1)
+    .thresholds(thresholds('red', [0.25, 'orange'], [0.5, 'green']))
+    .reduceOptions(lastValue());
+  const factors = [...new Set(s.burnRates.map((b) => b.factor))].sort((a, b) => a - b);
+  const burn = new TimeseriesBuilder()
+    .id(P.sloBurnRate)
+    .title('Burn rate')
+    .description(`How many times faster than allowed the error budget is spent (1 spends it exactly in ${s.period}), over 1 h and 6 h. Dashed: the alert factors (${factors.join(', ')}); the burn-rate alerts need a short window to burn too.`)
+    .height(8)
+    .span(8)
+    .withTarget(query('A', `${sloRecord('success', '1h')} / ${errorBudget('success')}`, { legend: legend('{{type}} success 1h') }))
+    .withTarget(query('B', `${sloRecord('success', '6h')} / ${errorBudget('success')}`, { legend: legend('{{type}} success 6h') }))
+    .withTarget(query('C', `${sloRecord('latency', '1h')} / ${errorBudget('latency')}`, { legend: legend('{{type}} latency 1h') }))
+    .withTarget(query('D', `${sloRecord('latency', '6h')} / ${errorBudget('latency')}`, { legend: legend('{{type}} latency 6h') }))
+    .unit('short')
+    .min(0)
+    .thresholds(thresholds('green', ...factors.map((f, i): [number, string] => [f, i === factors.length - 1 ? 'red' : 'orange'])))
+    .thresholdsStyle(dashedThresholds())
+    .legend(tableLegend());
+  return section('Provisioning SLOs', P.rowSlo, [ratio, budget, burn]);
 }
 
 /** Columns of the failure hotspots table. */
@@ -456,7 +577,7 @@ export function overviewDashboard(): Dashboard {
   for (const panel of firstRow()) builder.withPanel(panel);
   // Expanded rows with their panels at the top level: links with viewPanel=panel-<id> (from the first
   // row and from alerts) find them in every Grafana version, which is not true inside collapsed rows.
-  for (const { row, panels } of [coreNodesRow(), queuesRow(), provisioningRow(), securityRow(), backupsRow()]) {
+  for (const { row, panels } of [coreNodesRow(), queuesRow(), provisioningRow(), sloRow(), securityRow(), backupsRow()]) {
     builder.withRow(row);
     for (const p of panels) builder.withPanel(p);
   }

@@ -69,8 +69,12 @@ const areaOf: Record<AlertName, Area> = {
   OpsCoreNodeMemoryHigh: 'core_nodes',
   OpsQueueBacklogGrowing: 'queues',
   OpsQueueNoWorkers: 'queues',
+  OpsQueueStalled: 'queues',
+  OpsQueueFailureRatioHigh: 'queues',
   OpsProvisioningJobsStuck: 'provisioning',
   OpsProvisioningFailureSpike: 'provisioning',
+  OpsProvisioningErrorBudgetBurn: 'provisioning',
+  OpsProvisioningLatencyBudgetBurn: 'provisioning',
   OpsShieldBlockSurge: 'security',
   OpsGuardianCriticalFindingsOpen: 'security',
   OpsBackupTooOld: 'backups',
@@ -80,6 +84,9 @@ const areaOf: Record<AlertName, Area> = {
   OpsExporterReplicaDown: 'exporter',
   OpsExporterAbsent: 'exporter',
   OpsExporterSourceDown: 'exporter',
+  OpsExporterIndexMissing: 'exporter',
+  OpsExporterLabelOverflow: 'exporter',
+  OpsShieldWindowIncomplete: 'security',
   Watchdog: 'monitoring',
 };
 
@@ -847,6 +854,101 @@ export const ruleCases: RuleCase[] = [
       },
     ],
   },
+  // OpsExporterIndexMissing: checked at start-up and hourly, so the value is a step.
+  {
+    alert: 'OpsExporterIndexMissing',
+    name: 'tickets when an index the exporter needs stays missing',
+    series: [
+      s('ops_exporter_index_missing', { index: 'ProvisioningJob_finished_idx' }, '1x40'),
+      s('ops_exporter_index_missing', { index: 'ProvisioningJob_live_idx' }, '0x40'),
+    ],
+    evalTime: at(min(c.exporter.indexMissingFor) + 2),
+    expected: [
+      {
+        severity: 'warning',
+        labels: { index: 'ProvisioningJob_finished_idx' },
+        summary: 'Index ProvisioningJob_finished_idx is missing on the platform database.',
+        description: `The exporter's index check (at start-up and hourly) finds index ProvisioningJob_finished_idx missing or invalid for ${c.exporter.indexMissingFor}: the exporter's queries on that table scan it, and its collections get slower as the table grows.`,
+        dashboardUrl: dashboardUrl('exporter', EXPORTER_PANELS.sourcesTable),
+      },
+    ],
+  },
+  {
+    alert: 'OpsExporterIndexMissing',
+    name: 'stays quiet when the index is created before indexMissingFor',
+    series: [s('ops_exporter_index_missing', { index: 'ProvisioningJob_finished_idx' }, `1x${min(c.exporter.indexMissingFor) - 3} 0x40`)],
+    evalTime: at(min(c.exporter.indexMissingFor) + 2),
+    expected: [],
+  },
+
+  // OpsExporterLabelOverflow
+  {
+    alert: 'OpsExporterLabelOverflow',
+    name: 'tickets when a source keeps cutting series at its label bound',
+    series: [
+      s('ops_source_invalid_values', { source: 'queues', reason: 'label_overflow' }, '12x60'),
+      s('ops_source_invalid_values', { source: 'core_nodes', reason: 'null_value' }, '5x60'),
+    ],
+    evalTime: at(min(c.exporter.labelOverflowFor) + 2),
+    expected: [
+      {
+        severity: 'warning',
+        labels: { source: 'queues' },
+        summary: 'Source queues cuts series at its label bound.',
+        description: `For ${c.exporter.labelOverflowFor} the exporter has served 12 values of source queues beyond its label bound without their own series (counted under OTHER or only in the aggregate families): per-object panels and alerts miss them.`,
+        dashboardUrl: dashboardUrl('exporter', EXPORTER_PANELS.invalidValues),
+      },
+    ],
+  },
+  {
+    alert: 'OpsExporterLabelOverflow',
+    name: 'stays quiet for a short overflow, and for other invalid values',
+    series: [
+      s('ops_source_invalid_values', { source: 'queues', reason: 'label_overflow' }, `3x${min(c.exporter.labelOverflowFor) - 5} 0x60`),
+      s('ops_source_invalid_values', { source: 'core_nodes', reason: 'null_value' }, '5x60'),
+    ],
+    evalTime: at(min(c.exporter.labelOverflowFor) + 2),
+    expected: [],
+  },
+
+  // OpsShieldWindowIncomplete
+  {
+    alert: 'OpsShieldWindowIncomplete',
+    name: 'tickets when the recount after start does not finish',
+    series: [s('ops_shield_window_complete', {}, '0x60'), s('ops_shield_recount_progress_ratio', {}, '0+0.01x60')],
+    evalTime: at(min(c.security.shieldWindowIncompleteFor) + 2),
+    expected: [
+      {
+        severity: 'warning',
+        labels: {},
+        summary: 'The Shield 24 h window is incomplete.',
+        description: `ops_shield_window_complete has been 0 on an exporter replica for ${c.security.shieldWindowIncompleteFor}: its recount of the last 24 hours has not finished, so ops_shield_events_24h (the surge baseline, the 24 h panel) is absent from it.`,
+        dashboardUrl: dashboardUrl('overview', P.securityDecisions24h),
+      },
+    ],
+  },
+  {
+    alert: 'OpsShieldWindowIncomplete',
+    name: 'tickets when one replica\'s recount never finishes while the other\'s did',
+    series: [s('ops_shield_window_complete', {}, '0x60'), s('ops_shield_window_complete', { instance: REPLICA_2 }, '0x3 1x60')],
+    evalTime: at(min(c.security.shieldWindowIncompleteFor) + 2),
+    expected: [
+      {
+        severity: 'warning',
+        labels: {},
+        summary: 'The Shield 24 h window is incomplete.',
+        description: `ops_shield_window_complete has been 0 on an exporter replica for ${c.security.shieldWindowIncompleteFor}: its recount of the last 24 hours has not finished, so ops_shield_events_24h (the surge baseline, the 24 h panel) is absent from it.`,
+        dashboardUrl: dashboardUrl('overview', P.securityDecisions24h),
+      },
+    ],
+  },
+  {
+    alert: 'OpsShieldWindowIncomplete',
+    name: 'stays quiet when the recount finishes within shieldWindowIncompleteFor',
+    series: [s('ops_shield_window_complete', {}, `0x${min(c.security.shieldWindowIncompleteFor) - 5} 1x60`)],
+    evalTime: at(min(c.security.shieldWindowIncompleteFor) + 2),
+    expected: [],
+  },
 ];
 
 /** The platform label values of the two-platform variants. */
@@ -943,7 +1045,13 @@ export function healthyPlatform(minutes: number): Map<string, string> {
     add(s('ops_queue_oldest_waiting_job_timestamp_seconds', q, `-20+60x${n}`));
     add(s('ops_queue_workers', q, `4x${n}`));
     add(s('ops_queue_paused', q, `0x${n}`));
+    add(s('ops_queue_jobs_completed_total', q, `0+5x${n}`));
+    add(s('ops_queue_jobs_failed_total', q, `0x${n}`));
   }
+  for (const status of ['COMPLETED', 'FAILED', 'CANCELLED']) add(s('ops_provisioning_jobs_finished_total', { type: 'hosting', status }, status === 'COMPLETED' ? `0+10x${n}` : `0x${n}`));
+  add(s('ops_provisioning_job_duration_seconds_count', { type: 'hosting', status: 'COMPLETED' }, `0+10x${n}`));
+  add(s('ops_provisioning_job_duration_seconds_bucket', { type: 'hosting', status: 'COMPLETED', le: '300' }, `0+10x${n}`));
+  add(s('ops_shield_window_complete', {}, `1x${n}`));
   add(s('ops_provisioning_jobs', { type: 'hosting', status: 'RUNNING' }, `3x${n}`));
   add(s('ops_provisioning_jobs_stuck', { type: 'hosting', status: 'RUNNING' }, `0x${n}`));
   add(s('ops_provisioning_stuck_threshold_seconds', {}, `900x${n}`));
@@ -1028,6 +1136,22 @@ export const pagingScenarios: PagingScenario[] = [
     change: (m, n) => m.set(key('ops_queue_workers', { prefix: 'bull', queue: 'mail' }), `0x${n}`),
     pages: ['OpsQueueNoWorkers'],
     tickets: [],
+  },
+  {
+    name: 'a stalled worker (connected, nothing finishes)',
+    change: (m, n) => m.set(key('ops_queue_jobs_completed_total', { prefix: 'bull', queue: 'mail' }), `0+5x${n - 30} ${5 * (n - 30)}x29`),
+    pages: ['OpsQueueStalled'],
+    tickets: [],
+  },
+  {
+    name: 'a tenth of the hosting jobs failing (10x the budget) and a queue failing half its jobs',
+    change: (m, n) => {
+      m.set(key('ops_provisioning_jobs_finished_total', { type: 'hosting', status: 'FAILED' }), `0+1x${n}`);
+      m.set(key('ops_provisioning_jobs_finished_total', { type: 'hosting', status: 'COMPLETED' }), `0+9x${n}`);
+      m.set(key('ops_queue_jobs_failed_total', { prefix: 'bull', queue: 'hosting' }), `0+5x${n}`);
+    },
+    pages: ['OpsProvisioningErrorBudgetBurn'],
+    tickets: ['OpsProvisioningErrorBudgetBurn', 'OpsQueueFailureRatioHigh'],
   },
   {
     name: 'a queue falling behind while served',
@@ -1116,3 +1240,196 @@ export const pagingScenarios: PagingScenario[] = [
     tickets: [],
   },
 ];
+
+// ---- Flow alerts (issue 13): stalled queues, failure ratios, provisioning SLO burn rates ----
+
+const qs = c.queues;
+const slo = c.slo;
+const pctOf = (r: number): string => `${Math.round(r * 1000) / 10}%`;
+const tiersOf = (severity: Severity) => slo.burnRates.filter((t) => t.severity === severity);
+const tiersText = (severity: Severity): string => tiersOf(severity).map((t) => `${t.factor}× over ${t.longWindow} and ${t.shortWindow}`).join(', or ');
+const fate = (severity: Severity): string => (severity === 'critical' ? 'at this pace it is gone within days' : `at this pace it is gone before the ${slo.period} period ends`);
+const pace = (severity: Severity): string => (severity === 'critical' ? 'fast' : 'slowly');
+const sloUrl = dashboardUrl('overview', P.sloBurnRate);
+
+function errorBudgetBurn(severity: Severity, type: string, burn: string): ExpectedAlert {
+  return {
+    severity,
+    labels: { type },
+    summary: `Provisioning of ${type} burns its error budget ${pace(severity)}.`,
+    description: `Provisioning jobs of type ${type} fail ${burn} times as fast as the success SLO allows (${pctOf(slo.success.objective)} succeed over ${slo.period}; burning ${tiersText(severity)}): ${fate(severity)}.`,
+    dashboardUrl: sloUrl,
+  };
+}
+
+function latencyBudgetBurn(severity: Severity, burn: string): ExpectedAlert {
+  const t = slo.latency.type;
+  const th = slo.latency.thresholdSeconds;
+  return {
+    severity,
+    labels: { type: t },
+    summary: `${t} jobs are too slow: the latency error budget burns ${pace(severity)}.`,
+    description: `${t} jobs take longer than ${th} s ${burn} times as often as the latency SLO allows (${pctOf(slo.latency.objective)} within ${th} s over ${slo.period}; burning ${tiersText(severity)}): ${fate(severity)}.`,
+    dashboardUrl: sloUrl,
+  };
+}
+
+/** A queue's ready jobs, workers and pause flag. */
+function queueState(queue: string, waiting: string, workers: string, paused = '0x60'): InputSeries[] {
+  const q = { prefix: 'bull', queue };
+  return [s('ops_queue_jobs', { ...q, state: 'waiting' }, waiting), s('ops_queue_workers', q, workers), s('ops_queue_paused', q, paused)];
+}
+
+/** A queue's finished-job counters. */
+function queueFlow(queue: string, completed: string, failed: string): InputSeries[] {
+  const q = { prefix: 'bull', queue };
+  return [s('ops_queue_jobs_completed_total', q, completed), s('ops_queue_jobs_failed_total', q, failed)];
+}
+
+const stallM = min(qs.stalledWindow);
+const finished = (type: string, status: string, values: string) => s('ops_provisioning_jobs_finished_total', { type, status }, values);
+const latencySeries = (count: string, fast: string): InputSeries[] => {
+  const l = { type: slo.latency.type, status: slo.latency.statuses[0]! };
+  return [
+    s('ops_provisioning_job_duration_seconds_count', l, count),
+    s('ops_provisioning_job_duration_seconds_bucket', { ...l, le: String(slo.latency.thresholdSeconds) }, fast),
+  ];
+};
+
+/** The flow alerts' scenarios. */
+export const flowRuleCases: RuleCase[] = [
+  // OpsQueueStalled: completions stop at minute 5 while jobs wait and workers stay connected.
+  {
+    alert: 'OpsQueueStalled',
+    name: 'pages when jobs wait, workers are connected and nothing finishes for stalledWindow',
+    series: [...queueState('hosting', '5x60', '2x60'), ...queueFlow('hosting', `0+3x5 15x60`, '1x60')],
+    evalTime: at(5 + stallM + min(qs.stalledFor) + 3),
+    expected: [
+      {
+        severity: 'critical',
+        labels: { prefix: 'bull', queue: 'hosting' },
+        summary: 'Queue hosting has stalled: jobs wait, workers are connected, nothing finishes.',
+        description: `Queue bull:hosting has 5 jobs ready and connected workers, is not paused, and no job has completed or failed for ${qs.stalledWindow}: its workers are hung.`,
+        dashboardUrl: dashboardUrl('overview', P.queuesThroughput, { queue: 'hosting' }),
+      },
+    ],
+  },
+  {
+    alert: 'OpsQueueStalled',
+    name: 'stays quiet while jobs still finish, one per minute',
+    series: [...queueState('hosting', '5x60', '2x60'), ...queueFlow('hosting', '0+1x60', '1x60')],
+    evalTime: at(5 + stallM + min(qs.stalledFor) + 3),
+    expected: [],
+  },
+  {
+    alert: 'OpsQueueStalled',
+    name: 'stays quiet when only failures go on (a worker failing every job is not stalled)',
+    series: [...queueState('hosting', '5x60', '2x60'), ...queueFlow('hosting', '15x60', '0+2x60')],
+    evalTime: at(5 + stallM + min(qs.stalledFor) + 3),
+    expected: [],
+  },
+  {
+    alert: 'OpsQueueStalled',
+    name: 'stays quiet for a paused queue, and with no worker (OpsQueueNoWorkers pages then)',
+    series: [...queueState('hosting', '5x60', '2x60', '1x60'), ...queueFlow('hosting', '15x60', '1x60'), ...queueState('mail', '5x60', '0x60'), ...queueFlow('mail', '3x60', '0x60')],
+    evalTime: at(5 + stallM + min(qs.stalledFor) + 3),
+    expected: [],
+  },
+  {
+    alert: 'OpsQueueStalled',
+    name: 'stays quiet when the counters are younger than stalledWindow (an exporter that just started knows nothing yet)',
+    series: [...queueState('hosting', '5x60', '2x60'), ...queueFlow('hosting', `_x${stallM + 22} 0x20`, `_x${stallM + 22} 0x20`)],
+    evalTime: at(stallM + 30),
+    expected: [],
+  },
+
+  // OpsQueueFailureRatioHigh: 6 completed and 4 failed a minute is 40 %.
+  {
+    alert: 'OpsQueueFailureRatioHigh',
+    name: 'tickets when the share of failed jobs stays above the limit',
+    series: queueFlow('ssl', '0+6x60', '0+4x60'),
+    evalTime: at(min(qs.failureRatioWindow) + min(qs.failureRatioFor) + 2),
+    expected: [
+      {
+        severity: 'warning',
+        labels: { prefix: 'bull', queue: 'ssl' },
+        summary: 'Jobs of queue ssl fail often.',
+        description: `40% of the jobs of queue bull:ssl that finished over the last ${qs.failureRatioWindow} failed (limit ${pctOf(qs.failureRatioLimit)}, from ${qs.failureRatioMinJobs} finished jobs).`,
+        dashboardUrl: dashboardUrl('overview', P.queuesFailureRatio, { queue: 'ssl' }),
+      },
+    ],
+  },
+  {
+    alert: 'OpsQueueFailureRatioHigh',
+    name: 'stays quiet under the limit',
+    series: queueFlow('ssl', `0+${Math.round((1 - qs.failureRatioLimit / 2) * 100)}x60`, `0+${Math.round((qs.failureRatioLimit / 2) * 100)}x60`),
+    evalTime: at(min(qs.failureRatioWindow) + min(qs.failureRatioFor) + 2),
+    expected: [],
+  },
+  {
+    alert: 'OpsQueueFailureRatioHigh',
+    name: 'stays quiet when every job fails but fewer than failureRatioMinJobs finished in the window',
+    series: queueFlow('ssl', '0x60', `0+${(qs.failureRatioMinJobs - 3) / min(qs.failureRatioWindow)}x60`),
+    evalTime: at(min(qs.failureRatioWindow) + min(qs.failureRatioFor) + 2),
+    expected: [],
+  },
+
+  // OpsProvisioningErrorBudgetBurn: 2 FAILED in 10 valid a minute is 20 % failing, 20 times the 1 % budget.
+  {
+    alert: 'OpsProvisioningErrorBudgetBurn',
+    name: 'pages (and tickets) when a type fails at 20x the budget, CANCELLED and a healthy type aside',
+    series: [
+      finished('hosting', 'COMPLETED', '0+8x70'),
+      finished('hosting', 'FAILED', '0+2x70'),
+      finished('hosting', 'CANCELLED', '0+30x70'),
+      finished('dns', 'COMPLETED', '0+10x70'),
+    ],
+    evalTime: at(60),
+    expected: [errorBudgetBurn('critical', 'hosting', '20'), errorBudgetBurn('warning', 'hosting', '20')],
+  },
+  {
+    alert: 'OpsProvisioningErrorBudgetBurn',
+    name: 'stays quiet at half the budget',
+    series: [finished('hosting', 'COMPLETED', '0+199x70'), finished('hosting', 'FAILED', '0+1x70'), finished('dns', 'COMPLETED', '0+10x70')],
+    evalTime: at(60),
+    expected: [],
+  },
+  {
+    alert: 'OpsProvisioningErrorBudgetBurn',
+    name: 'stops paging once the short windows are clean after a burst; the slow-burn ticket stays (120 failed of 990 is 12.12x over 1d and 2h)',
+    series: [finished('hosting', 'COMPLETED', '0+8x60 480+10x40'), finished('hosting', 'FAILED', '0+2x60 120x40')],
+    evalTime: at(100),
+    expected: [errorBudgetBurn('warning', 'hosting', '12.12')],
+  },
+  {
+    alert: 'OpsProvisioningErrorBudgetBurn',
+    name: 'tickets only at 4x the budget (under both paging factors)',
+    series: [finished('hosting', 'COMPLETED', '0+96x70'), finished('hosting', 'FAILED', '0+4x70')],
+    evalTime: at(60),
+    expected: [errorBudgetBurn('warning', 'hosting', '4')],
+  },
+
+  // OpsProvisioningLatencyBudgetBurn: the share of jobs over the threshold against the 5 % budget.
+  {
+    alert: 'OpsProvisioningLatencyBudgetBurn',
+    name: 'pages (and tickets) when 80% of the jobs take longer than the threshold (16x)',
+    series: [...latencySeries('0+10x70', '0+2x70'), s('ops_provisioning_job_duration_seconds_count', { type: 'dns', status: 'COMPLETED' }, '0+10x70')],
+    evalTime: at(60),
+    expected: [latencyBudgetBurn('critical', '16'), latencyBudgetBurn('warning', '16')],
+  },
+  {
+    alert: 'OpsProvisioningLatencyBudgetBurn',
+    name: 'stays quiet when 2% are slow',
+    series: latencySeries('0+50x70', '0+49x70'),
+    evalTime: at(60),
+    expected: [],
+  },
+  {
+    alert: 'OpsProvisioningLatencyBudgetBurn',
+    name: 'tickets only when 20% are slow (4x)',
+    series: latencySeries('0+10x70', '0+8x70'),
+    evalTime: at(60),
+    expected: [latencyBudgetBurn('warning', '4')],
+  },
+];
+ruleCases.push(...flowRuleCases);

@@ -5,6 +5,7 @@
  */
 import type * as bargauge from '@grafana/grafana-foundation-sdk/bargauge';
 import type * as dashboard from '@grafana/grafana-foundation-sdk/dashboard';
+import type * as heatmap from '@grafana/grafana-foundation-sdk/heatmap';
 import type * as prometheus from '@grafana/grafana-foundation-sdk/prometheus';
 import type * as stat from '@grafana/grafana-foundation-sdk/stat';
 import type * as table from '@grafana/grafana-foundation-sdk/table';
@@ -20,6 +21,8 @@ export interface MonitoringSchemaTypes {
   timeseriesOptions: timeseries.Options;
   timeseriesFieldConfig: timeseries.FieldConfig;
   bargaugeOptions: bargauge.Options;
+  heatmapOptions: heatmap.Options;
+  heatmapFieldConfig: heatmap.FieldConfig;
   thresholds: dashboard.ThresholdsConfig;
   mappings: dashboard.ValueMapping[];
   color: dashboard.FieldColor;
