@@ -118,6 +118,9 @@ export const METRICS = {
   provisioningStuck: def('ops_provisioning_jobs_stuck', 'gauge', 'count', 'provisioning', ['type', 'status'], 'Provisioning jobs PENDING (since createdAt) or RUNNING (since startedAt, else createdAt) for longer than the stuck threshold.'),
   provisioningStuckThreshold: def('ops_provisioning_stuck_threshold_seconds', 'gauge', 'seconds', 'provisioning', [], 'The configured age after which a PENDING or RUNNING provisioning job counts as stuck.'),
   provisioningOldestLive: def('ops_provisioning_oldest_live_job_timestamp_seconds', 'gauge', 'timestamp_seconds', 'provisioning', ['type', 'status'], 'Since when the oldest PENDING or RUNNING job of the type has been in that status, Unix seconds.'),
+  provisioningFinished: def('ops_provisioning_jobs_finished_total', 'counter', 'count', 'provisioning', ['type', 'status'], 'Provisioning jobs that reached a terminal status (COMPLETED, FAILED, CANCELLED) since the exporter started, by type and status, counted by finishedAt as it commits (late commits within OPS_PROVISIONING_LATE_COMMIT_SECONDS); use rate() on it.'),
+  provisioningJobDuration: histogram('ops_provisioning_job_duration_seconds', 'seconds', 'provisioning', ['type', 'status'], WORK_DURATION_BUCKETS, 'Time from createdAt to finishedAt of the provisioning jobs counted in ops_provisioning_jobs_finished_total, observed when they finish.'),
+  provisioningJobQueue: histogram('ops_provisioning_job_queue_seconds', 'seconds', 'provisioning', ['type'], WORK_DURATION_BUCKETS, 'Time from createdAt to startedAt of the finished provisioning jobs that started, observed when they finish.'),
   provisioningFailed24h: def('ops_provisioning_failed_jobs_24h', 'gauge', 'count', 'provisioning', ['action', 'resource_type'], 'FAILED provisioning jobs created in the last 24 hours, by action and resource type (the failure hotspots).'),
 
   // Security
