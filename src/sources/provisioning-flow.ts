@@ -339,53 +339,66 @@ const TYPE_LABEL = Prisma.raw(
 );
 
 /**
- * One step of the flow at `now`, in the transaction's snapshot (REPEATABLE
- * READ, so the summaries and the rows agree). Every query is a range of
- * "ProvisioningJob_finished_idx" (partial on the terminal statuses, keyed on
- * "finishedAt", "id").
+ * The statements of one step: the summary of [from, to), the rows of the
+ * `changed` seconds, the future-dated ids and the before-0001 / NULL counts.
+ * Every one is a range of "ProvisioningJob_finished_idx" (partial on the
+ * terminal statuses, keyed on "finishedAt", "id").
  */
-export async function readFlow(tx: DbTx, labels: EnumLabels, flow: ProvisioningFlow, now: Date): Promise<{ read: FlowRead; init: boolean; statuses: string[] }> {
+export function flowQueries(labels: EnumLabels, from: number, to: number, changed: readonly number[], now: Date) {
   const terminal = isOneOf(labels, 'ProvisioningJob.status', KNOWN.terminalJobStatus);
+  const where = changed.length
+    ? Prisma.join(
+        ranges(changed).map(([a, b]) => Prisma.sql`("finishedAt" >= ${at(a)} AND "finishedAt" < ${at(b)})`),
+        ' OR ',
+      )
+    : Prisma.raw('FALSE');
+  // Times are judged in SQL: an infinite or BC createdAt never reaches a subtraction.
+  const valid = Prisma.sql`("createdAt" >= ${MIN_TIME} AND "createdAt" <= "finishedAt")`;
+  const startValid = Prisma.sql`(${valid} AND "startedAt" >= "createdAt" AND "startedAt" <= "finishedAt")`;
+  const latest = at(Math.floor((now.getTime() + CLOCK_SKEW_MS) / 1000));
+  return {
+    summary: Prisma.sql`
+      SELECT floor(extract(epoch FROM "finishedAt"))::float8 AS second, count(*)::int AS n, sum(hashtext("id"::text))::text AS hash
+        FROM "ProvisioningJob"
+       WHERE ${terminal} AND "finishedAt" >= ${at(from)} AND "finishedAt" < ${at(to)}
+       GROUP BY 1`,
+    rows: Prisma.sql`
+      SELECT floor(extract(epoch FROM "finishedAt"))::float8 AS second, md5("id"::text) AS id,
+             ${TYPE_LABEL} AS type, length("type"::text) > 200 AS "typeCut", "status"::text AS status,
+             CASE WHEN ${valid} THEN extract(epoch FROM "finishedAt" - "createdAt")::float8 END AS duration,
+             CASE WHEN ${startValid} THEN extract(epoch FROM "startedAt" - "createdAt")::float8 END AS queue,
+             ("startedAt" IS NOT NULL AND NOT COALESCE(${startValid}, FALSE)) AS "badStart"
+        FROM "ProvisioningJob"
+       WHERE ${terminal} AND (${where})`,
+    future: Prisma.sql`
+      SELECT md5("id"::text) AS id FROM "ProvisioningJob"
+       WHERE ${terminal} AND "finishedAt" > ${latest} LIMIT ${BAD_CAP}`,
+    counts: Prisma.sql`
+      SELECT (SELECT count(*) FROM (SELECT 1 FROM "ProvisioningJob" WHERE ${terminal} AND "finishedAt" < ${MIN_TIME} LIMIT ${BAD_CAP}) b)::int AS before,
+             (SELECT count(*) FROM (SELECT 1 FROM "ProvisioningJob" WHERE ${terminal} AND "finishedAt" IS NULL LIMIT ${BAD_CAP}) n)::int AS nulls`,
+  };
+}
+
+/** One step of the flow at `now`, in the transaction's snapshot (REPEATABLE READ, so the summaries and the rows agree). */
+export async function readFlow(tx: DbTx, labels: EnumLabels, flow: ProvisioningFlow, now: Date): Promise<{ read: FlowRead; init: boolean; statuses: string[] }> {
   const statuses = presentLabels(labels, 'ProvisioningJob.status', KNOWN.terminalJobStatus);
   const { from, to, init } = flow.range(now);
   const summaries =
     to > from
-      ? (
-          await tx.$queryRaw<Array<{ second: number; n: number; hash: string }>>`
-            SELECT floor(extract(epoch FROM "finishedAt"))::float8 AS second, count(*)::int AS n, sum(hashtext("id"::text))::text AS hash
-              FROM "ProvisioningJob"
-             WHERE ${terminal} AND "finishedAt" >= ${at(from)} AND "finishedAt" < ${at(to)}
-             GROUP BY 1`
-        ).map((r) => ({ second: Number(r.second), n: Number(r.n), hash: String(r.hash) }))
+      ? (await tx.$queryRaw<Array<{ second: number; n: number; hash: string }>>(flowQueries(labels, from, to, [], now).summary)).map((r) => ({
+          second: Number(r.second),
+          n: Number(r.n),
+          hash: String(r.hash),
+        }))
       : [];
   const changed = flow.changedSeconds(from, to, summaries);
-  let rows: FinishedRow[] = [];
-  if (changed.length > 0) {
-    const where = Prisma.join(
-      ranges(changed).map(([a, b]) => Prisma.sql`("finishedAt" >= ${at(a)} AND "finishedAt" < ${at(b)})`),
-      ' OR ',
-    );
-    // Times are judged in SQL: an infinite or BC createdAt never reaches a subtraction.
-    const valid = Prisma.sql`("createdAt" >= ${MIN_TIME} AND "createdAt" <= "finishedAt")`;
-    const startValid = Prisma.sql`(${valid} AND "startedAt" >= "createdAt" AND "startedAt" <= "finishedAt")`;
-    rows = (
-      await tx.$queryRaw<Array<Omit<FinishedRow, 'second'> & { second: number }>>`
-        SELECT floor(extract(epoch FROM "finishedAt"))::float8 AS second, md5("id"::text) AS id,
-               ${TYPE_LABEL} AS type, length("type"::text) > 200 AS "typeCut", "status"::text AS status,
-               CASE WHEN ${valid} THEN extract(epoch FROM "finishedAt" - "createdAt")::float8 END AS duration,
-               CASE WHEN ${startValid} THEN extract(epoch FROM "startedAt" - "createdAt")::float8 END AS queue,
-               ("startedAt" IS NOT NULL AND NOT COALESCE(${startValid}, FALSE)) AS "badStart"
-          FROM "ProvisioningJob"
-         WHERE ${terminal} AND (${where})`
-    ).map((r) => ({ ...r, second: Number(r.second), type: r.type ?? '' }));
-  }
-  const latest = at(Math.floor((now.getTime() + CLOCK_SKEW_MS) / 1000));
-  const future = await tx.$queryRaw<Array<{ id: string }>>`
-    SELECT md5("id"::text) AS id FROM "ProvisioningJob"
-     WHERE ${terminal} AND "finishedAt" > ${latest} LIMIT ${BAD_CAP}`;
-  const [counts] = await tx.$queryRaw<Array<{ before: number; nulls: number }>>`
-    SELECT (SELECT count(*) FROM (SELECT 1 FROM "ProvisioningJob" WHERE ${terminal} AND "finishedAt" < ${MIN_TIME} LIMIT ${BAD_CAP}) b)::int AS before,
-           (SELECT count(*) FROM (SELECT 1 FROM "ProvisioningJob" WHERE ${terminal} AND "finishedAt" IS NULL LIMIT ${BAD_CAP}) n)::int AS nulls`;
+  const q = flowQueries(labels, from, to, changed, now);
+  const rows: FinishedRow[] =
+    changed.length > 0
+      ? (await tx.$queryRaw<FinishedRow[]>(q.rows)).map((r) => ({ ...r, second: Number(r.second), type: r.type ?? '' }))
+      : [];
+  const future = await tx.$queryRaw<Array<{ id: string }>>(q.future);
+  const [counts] = await tx.$queryRaw<Array<{ before: number; nulls: number }>>(q.counts);
   return {
     read: {
       from,
