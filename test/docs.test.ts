@@ -13,7 +13,7 @@ const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
 function metricTable(): Map<string, { type: string; labels: string[] }> {
   const rows = new Map<string, { type: string; labels: string[] }>();
   for (const line of readme.split('\n')) {
-    const m = /^\| `(ops_[a-z0-9_]+)` \| (gauge|counter) \|([^|]*)\|/.exec(line);
+    const m = /^\| `(ops_[a-z0-9_]+)` \| (gauge|counter|histogram) \|([^|]*)\|/.exec(line);
     if (m) rows.set(m[1]!, { type: m[2]!, labels: m[3]!.split(',').map((l) => l.trim()).filter(Boolean) });
   }
   return rows;
