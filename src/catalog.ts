@@ -121,6 +121,7 @@ export const METRICS = {
   provisioningFinished: def('ops_provisioning_jobs_finished_total', 'counter', 'count', 'provisioning', ['type', 'status'], 'Provisioning jobs that reached a terminal status (COMPLETED, FAILED, CANCELLED) since the exporter started, by type and status, counted by finishedAt as it commits (late commits within OPS_PROVISIONING_LATE_COMMIT_SECONDS); use rate() on it.'),
   provisioningJobDuration: histogram('ops_provisioning_job_duration_seconds', 'seconds', 'provisioning', ['type', 'status'], WORK_DURATION_BUCKETS, 'Time from createdAt to finishedAt of the provisioning jobs counted in ops_provisioning_jobs_finished_total, observed when they finish.'),
   provisioningJobQueue: histogram('ops_provisioning_job_queue_seconds', 'seconds', 'provisioning', ['type'], WORK_DURATION_BUCKETS, 'Time from createdAt to startedAt of the finished provisioning jobs that started, observed when they finish.'),
+  provisioningUnobserved: def('ops_provisioning_finished_jobs_unobserved', 'gauge', 'count', 'provisioning', [], 'Terminal provisioning jobs with a NULL finishedAt, which ops_provisioning_jobs_finished_total never counts (counted up to 1000).'),
   provisioningFailed24h: def('ops_provisioning_failed_jobs_24h', 'gauge', 'count', 'provisioning', ['action', 'resource_type'], 'FAILED provisioning jobs created in the last 24 hours, by action and resource type (the failure hotspots).'),
 
   // Security

@@ -244,7 +244,9 @@ describe.each(SCHEMA_VARIANTS)('provisioning flow on the %s schema', (variant) =
       expect(data.flow!.queue.find((q) => q.type === 'ok')?.count).toBe(1);
       // infinity, future (now + 985 s > skew), -infinity, BC, finished before created, bad start.
       expect(data.invalid.bad_timestamp).toBe(6);
-      expect(data.invalid.null_value).toBe(1);
+      expect(data.invalid.null_value).toBeUndefined();
+      expect(data.flow!.nullFinished).toBe(1);
+      expect(provisioningSamples(data).find((s) => s.metric === 'provisioningUnobserved')?.value).toBe(1);
       // The future job's time comes: still never counted.
       for (const s of [300, 600, 900, 1000, 1015, 1030]) data = await h.collect(s);
       expect(counts(data)).toEqual({ 'ok COMPLETED': 2 });

@@ -40,8 +40,9 @@
  * `bad_timestamp` too: the job is counted, its queue time is not observed.
  *
  * A terminal row with a NULL finishedAt has no finishing time: it is never
- * counted (unobserved), and terminal rows with NULL finishedAt are reported
- * as `null_value` (at most BAD_CAP) each collection.
+ * counted (unobserved). How many there are (at most BAD_CAP) is its own gauge,
+ * not an invalid value: a platform that added finishedAt late keeps millions
+ * of such rows in history, which would make `null_value` a permanent signal.
  *
  * This file holds the state and its arithmetic (pure, tested without a
  * database) and the SQL the step reads; provisioning.ts runs it.
@@ -130,6 +131,8 @@ export interface FlowData {
   rowsRead: number;
   /** The watermark after the step, Unix seconds. */
   watermark: number;
+  /** Terminal jobs whose finishedAt is NULL (never counted), at most BAD_CAP. */
+  nullFinished: number;
 }
 
 const BUCKETS: readonly number[] = WORK_DURATION_BUCKETS;
@@ -175,6 +178,7 @@ export class ProvisioningFlow {
   private readonly queue = new Map<string, Histo>();
   private lastScanned = 0;
   private lastRead = 0;
+  private lastNullFinished = 0;
 
   constructor(private readonly options: ProvisioningFlowOptions) {}
 
@@ -252,9 +256,9 @@ export class ProvisioningFlow {
     while (this.future.size > FUTURE_IDS_CAP) this.future.delete(this.future.values().next().value as string);
     bad += read.futureIds.length + read.beforeRange;
     if (bad > 0) countInvalid(invalid, 'bad_timestamp', bad);
-    if (read.nullFinished > 0) countInvalid(invalid, 'null_value', read.nullFinished);
     this.lastScanned = read.summaries.reduce((n, s) => n + s.n, 0);
     this.lastRead = read.rows.length;
+    this.lastNullFinished = read.nullFinished;
   }
 
   private typeLabel(r: FinishedRow, invalid: InvalidCounts): string {
@@ -306,6 +310,7 @@ export class ProvisioningFlow {
       rowsScanned: this.lastScanned,
       rowsRead: this.lastRead,
       watermark: this.watermark ?? 0,
+      nullFinished: this.lastNullFinished,
     };
   }
 }

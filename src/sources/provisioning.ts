@@ -201,6 +201,7 @@ const EMPTY_HISTOGRAM = { buckets: WORK_DURATION_BUCKETS.map(() => 0), sum: 0 };
 
 /** Counters and histograms of finished jobs: every type met since start has a series (0 when none) per terminal status. */
 function flowSamples(flow: FlowData, s: SampleSet): void {
+  s.add('provisioningUnobserved', {}, flow.nullFinished);
   for (const type of flow.types) {
     for (const status of flow.statuses) {
       s.add('provisioningFinished', { type, status }, 0);
