@@ -17,7 +17,7 @@ import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { Database } from '../src/db/client.js';
 import { readEnumLabels } from '../src/db/enum-labels.js';
-import { ProvisioningFlow, readFlow } from '../src/sources/provisioning-flow.js';
+import { flowQueries, ProvisioningFlow, readFlow } from '../src/sources/provisioning-flow.js';
 import { createTestDatabase } from '../test/helpers/db.js';
 
 const { values } = parseArgs({
@@ -86,6 +86,20 @@ try {
       read.push(d.rowsRead);
     }
   }
+  // Server-side execution time of each statement of one more step (EXPLAIN ANALYZE), as the exporter's role runs it.
+  const end = t0 + COLLECTIONS * INTERVAL;
+  const plans: Record<string, number> = {};
+  await database.read(10_000, async (tx) => {
+    const labels = await readEnumLabels(tx, ['ProvisioningJob.status']);
+    const changed = Array.from({ length: INTERVAL }, (_, i) => end - INTERVAL + i);
+    const q = flowQueries(labels, end - 300 - INTERVAL, end, changed, new Date(end * 1000));
+    for (const [name, sql] of Object.entries(q)) {
+      const rows = await tx.$queryRawUnsafe<Array<{ 'QUERY PLAN': string }>>(`EXPLAIN (ANALYZE, BUFFERS) ${sql.text.replace(/\$(\d+)/g, (_, n) => `$${n}`)}`, ...sql.values);
+      const text = rows.map((r) => r['QUERY PLAN']).join('\n');
+      if (process.env.PLANS) console.log(text);
+      plans[name] = Number(/Execution Time: ([\d.]+) ms/.exec(text)?.[1] ?? NaN);
+    }
+  });
   const sorted = [...times].sort((a, b) => a - b);
   const q = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!.toFixed(2);
   const total = flow.data([]).finished.reduce((n, f) => n + f.jobs, 0);
@@ -98,6 +112,7 @@ try {
         history: HISTORY,
         ratePerSecond: RATE,
         collections: times.length,
+        lastStepExecutionMs: plans,
         flowStepMs: { median: q(0.5), p95: q(0.95), max: sorted[sorted.length - 1]!.toFixed(2) },
         indexEntriesSummarisedPerCollection: Math.round(scanned.reduce((a, b) => a + b, 0) / scanned.length),
         rowsReadPerCollection: Math.round(read.reduce((a, b) => a + b, 0) / read.length),

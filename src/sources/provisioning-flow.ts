@@ -96,6 +96,8 @@ export interface FinishedRow {
 
 /** What one step read, in one snapshot. */
 export interface FlowRead {
+  /** The flow's generation the step was planned at (see ProvisioningFlow.apply). */
+  generation?: number;
   /** Seconds [from, to) the summaries cover. */
   from: number;
   to: number;
@@ -179,17 +181,20 @@ export class ProvisioningFlow {
   private lastScanned = 0;
   private lastRead = 0;
   private lastNullFinished = 0;
+  /** Steps applied: a read planned at an older generation is refused. */
+  private generation = 0;
 
   constructor(private readonly options: ProvisioningFlowOptions) {}
 
   /** Seconds [from, to) the summary of a step at `now` covers. */
-  range(now: Date): { from: number; to: number; init: boolean } {
+  range(now: Date): { from: number; to: number; init: boolean; generation: number } {
     const h = Math.floor(now.getTime() / 1000);
     const L = this.options.lateCommitSeconds;
-    if (this.watermark === null) return { from: h - L, to: h, init: true };
+    const generation = this.generation;
+    if (this.watermark === null) return { from: h - L, to: h, init: true, generation };
     const w = this.watermark;
     // The clock never moves the watermark back; a long pause is caught up in steps.
-    return { from: w - L, to: Math.min(Math.max(h, w), w + MAX_STEP_SECONDS), init: false };
+    return { from: w - L, to: Math.min(Math.max(h, w), w + MAX_STEP_SECONDS), init: false, generation };
   }
 
   /** The seconds of `summaries` (over [from, to)) whose rows must be read: those that differ from memory. */
@@ -208,6 +213,12 @@ export class ProvisioningFlow {
 
   /** Applies what a step read at the range `range()` gave; counts the invalid values it met. */
   apply(read: FlowRead, init: boolean, invalid: InvalidCounts): void {
+    // A collection given up after its timeout may still settle after the next
+    // one applied: its read is stale, and applying it would count twice.
+    if (read.generation !== undefined && read.generation !== this.generation) {
+      throw new Error('provisioning flow: a newer step was applied while this one was reading');
+    }
+    this.generation += 1;
     const changed = this.changedSeconds(read.from, read.to, read.summaries);
     const bySecond = new Map<number, FinishedRow[]>();
     for (const r of read.rows) {
@@ -387,7 +398,7 @@ export function flowQueries(labels: EnumLabels, from: number, to: number, change
 /** One step of the flow at `now`, in the transaction's snapshot (REPEATABLE READ, so the summaries and the rows agree). */
 export async function readFlow(tx: DbTx, labels: EnumLabels, flow: ProvisioningFlow, now: Date): Promise<{ read: FlowRead; init: boolean; statuses: string[] }> {
   const statuses = presentLabels(labels, 'ProvisioningJob.status', KNOWN.terminalJobStatus);
-  const { from, to, init } = flow.range(now);
+  const { from, to, init, generation } = flow.range(now);
   const summaries =
     to > from
       ? (await tx.$queryRaw<Array<{ second: number; n: number; hash: string }>>(flowQueries(labels, from, to, [], now).summary)).map((r) => ({
@@ -406,6 +417,7 @@ export async function readFlow(tx: DbTx, labels: EnumLabels, flow: ProvisioningF
   const [counts] = await tx.$queryRaw<Array<{ before: number; nulls: number }>>(q.counts);
   return {
     read: {
+      generation,
       from,
       to,
       summaries,
