@@ -2,7 +2,7 @@
  * The database time the provisioning flow (provisioning-flow.ts) adds to one
  * collection, with 50 jobs/s finishing on a table of 1 M terminal jobs.
  *
- *   npx tsx bench/provisioning-flow.ts [--history 1000000] [--rate 50] [--collections 40]
+ *   npx tsx bench/provisioning-flow.ts [--history 1000000] [--rate 50] [--collections 40] [--lookback 60]
  *
  * Builds its own database on the test server (TEST_PG_ADMIN_URL, else
  * postgres@127.0.0.1), migrated with the exporter's indexes; seeds the history
@@ -21,12 +21,13 @@ import { flowQueries, ProvisioningFlow, readFlow } from '../src/sources/provisio
 import { createTestDatabase } from '../test/helpers/db.js';
 
 const { values } = parseArgs({
-  options: { history: { type: 'string', default: '1000000' }, rate: { type: 'string', default: '50' }, collections: { type: 'string', default: '40' } },
+  options: { history: { type: 'string', default: '1000000' }, rate: { type: 'string', default: '50' }, collections: { type: 'string', default: '40' }, lookback: { type: 'string', default: '60' } },
 });
 const HISTORY = Number(values.history);
 const RATE = Number(values.rate);
 const COLLECTIONS = Number(values.collections);
 const INTERVAL = 15;
+const LOOKBACK = Number(values.lookback);
 const TYPES = ['hosting', 'dns', 'mail', 'ssl', 'backup', 'cloudpod'];
 
 const db = await createTestDatabase('bench_pflow');
@@ -43,7 +44,7 @@ try {
       FROM generate_series(1, ${HISTORY}) g`);
   await db.admin.query('VACUUM ANALYZE "ProvisioningJob"');
 
-  const flow = new ProvisioningFlow({ lateCommitSeconds: 300, labelValueLimit: 200 });
+  const flow = new ProvisioningFlow({ lateCommitSeconds: LOOKBACK, labelValueLimit: 200 });
   let seq = 0;
   let held: string[] = [];
   const times: number[] = [];
@@ -92,7 +93,7 @@ try {
   await database.read(10_000, async (tx) => {
     const labels = await readEnumLabels(tx, ['ProvisioningJob.status']);
     const changed = Array.from({ length: INTERVAL }, (_, i) => end - INTERVAL + i);
-    const q = flowQueries(labels, end - 300 - INTERVAL, end, changed, new Date(end * 1000));
+    const q = flowQueries(labels, end - LOOKBACK - INTERVAL, end, changed, new Date(end * 1000));
     for (const [name, sql] of Object.entries(q)) {
       const rows = await tx.$queryRawUnsafe<Array<{ 'QUERY PLAN': string }>>(`EXPLAIN (ANALYZE, BUFFERS) ${sql.text.replace(/\$(\d+)/g, (_, n) => `$${n}`)}`, ...sql.values);
       const text = rows.map((r) => r['QUERY PLAN']).join('\n');
@@ -110,6 +111,7 @@ try {
     JSON.stringify(
       {
         history: HISTORY,
+        lookbackSeconds: LOOKBACK,
         ratePerSecond: RATE,
         collections: times.length,
         lastStepExecutionMs: plans,

@@ -326,7 +326,7 @@ export function loadConfig(env: Env): Config {
     queueDiscoveryIntervalSeconds: num(env, 'OPS_QUEUE_DISCOVERY_INTERVAL_SECONDS', 60, 1, 86400),
     shieldRecountIntervalSeconds: num(env, 'OPS_SHIELD_RECOUNT_INTERVAL_SECONDS', 3600, 10, 7 * 86400),
     shieldLateCommitSeconds: num(env, 'OPS_SHIELD_LATE_COMMIT_SECONDS', 300, 0, 86400),
-    provisioningLateCommitSeconds: num(env, 'OPS_PROVISIONING_LATE_COMMIT_SECONDS', 300, 0, 3600, true),
+    provisioningLateCommitSeconds: num(env, 'OPS_PROVISIONING_LATE_COMMIT_SECONDS', 60, 0, 3600, true),
     labelValueLimit: num(env, 'OPS_LABEL_VALUE_LIMIT', 200, 1, 10000, true),
     errorMessageMaxLength: num(env, 'OPS_ERROR_MESSAGE_MAX_LENGTH', 500, 16, 100000, true),
     dbPoolMax: num(env, 'OPS_DB_POOL_MAX', 4, 1, 100, true),

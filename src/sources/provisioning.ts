@@ -32,7 +32,7 @@ export interface ProvisioningOptions {
   labelValueLimit: number;
   /** Characters of errorMessage kept (after redaction). */
   errorMessageMaxLength: number;
-  /** Seconds a passed `finishedAt` second is re-checked for late commits (provisioning-flow.ts); 300 when not given. */
+  /** Seconds a passed `finishedAt` second is re-checked for late commits (provisioning-flow.ts); 60 when not given. */
   lateCommitSeconds?: number;
 }
 
@@ -369,7 +369,7 @@ async function readProvisioning(
 /** The provisioning source. */
 export function provisioningSource(db: Database, options: ProvisioningOptions): Source<ProvisioningData, 'provisioning'> {
   const knownTypes = new Set<string>();
-  const flow = new ProvisioningFlow({ lateCommitSeconds: options.lateCommitSeconds ?? 300, labelValueLimit: options.labelValueLimit });
+  const flow = new ProvisioningFlow({ lateCommitSeconds: options.lateCommitSeconds ?? 60, labelValueLimit: options.labelValueLimit });
   return {
     name: 'provisioning',
     backend: 'database',
