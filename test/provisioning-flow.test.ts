@@ -292,4 +292,16 @@ describe('ProvisioningFlow (pure)', () => {
     flow.apply({ ...base, from: 50, to: 120, summaries, rows: [row(107)] }, false, {});
     expect(flow.data(['COMPLETED']).finished).toEqual([{ type: 't', status: 'COMPLETED', jobs: 1 }]);
   });
+
+  it('refuses a step read before another was applied (a timed-out collection settling late)', () => {
+    const flow = new ProvisioningFlow({ lateCommitSeconds: 60, labelValueLimit: 10 });
+    const base = { futureIds: [], beforeRange: 0, nullFinished: 0, summaries: [], rows: [] };
+    const first = flow.range(new Date(100_000));
+    flow.apply({ ...base, ...first }, true, {});
+    const slow = flow.range(new Date(115_000));
+    const fast = flow.range(new Date(130_000));
+    flow.apply({ ...base, ...fast }, false, {});
+    expect(() => flow.apply({ ...base, ...slow }, false, {})).toThrow(/newer step/);
+    expect(flow.data([]).watermark).toBe(130);
+  });
 });

@@ -409,10 +409,36 @@ export async function readFlow(tx: DbTx, labels: EnumLabels, flow: ProvisioningF
       : [];
   const changed = flow.changedSeconds(from, to, summaries);
   const q = flowQueries(labels, from, to, changed, now);
-  const rows: FinishedRow[] =
-    changed.length > 0
-      ? (await tx.$queryRaw<FinishedRow[]>(q.rows)).map((r) => ({ ...r, second: Number(r.second), type: r.type ?? '' }))
-      : [];
+  // One row of arrays, not a row per job: Prisma's per-row cost dominates otherwise.
+  type Packed = {
+    second: number[] | null;
+    id: string[] | null;
+    type: Array<string | null> | null;
+    typeCut: boolean[] | null;
+    status: string[] | null;
+    duration: Array<number | null> | null;
+    queue: Array<number | null> | null;
+    badStart: boolean[] | null;
+  };
+  const rows: FinishedRow[] = [];
+  if (changed.length > 0) {
+    const [p] = await tx.$queryRaw<Packed[]>`
+      SELECT array_agg(second) AS second, array_agg(id) AS id, array_agg(type) AS type, array_agg("typeCut") AS "typeCut",
+             array_agg(status) AS status, array_agg(duration) AS duration, array_agg(queue) AS queue, array_agg("badStart") AS "badStart"
+        FROM (${q.rows}) r`;
+    (p?.id ?? []).forEach((id, i) =>
+      rows.push({
+        second: Number(p!.second![i]),
+        id,
+        type: p!.type?.[i] ?? '',
+        typeCut: p!.typeCut?.[i] ?? false,
+        status: p!.status?.[i] ?? '',
+        duration: p!.duration?.[i] ?? null,
+        queue: p!.queue?.[i] ?? null,
+        badStart: p!.badStart?.[i] ?? false,
+      }),
+    );
+  }
   const future = await tx.$queryRaw<Array<{ id: string }>>(q.future);
   const [counts] = await tx.$queryRaw<Array<{ before: number; nulls: number }>>(q.counts);
   return {

@@ -1,7 +1,8 @@
 /**
  * Provisioning (ProvisioningJob): live jobs per queue type and status, jobs
- * stuck past the threshold, the failure hotspots of the last 24 hours and the
- * most recent failures. Every query reads only live or recent rows through a
+ * stuck past the threshold, the failure hotspots of the last 24 hours, the
+ * most recent failures, and the jobs finished since start with their times
+ * (kept incrementally by provisioning-flow.ts, read in the same snapshot). Every query reads only live or recent rows through a
  * partial index (prisma/migrations/*_exporter_indexes), never the history.
  *
  * Hostile rows are bounded in SQL, before anything reaches the process:
