@@ -173,6 +173,29 @@ describe.each(SCHEMA_VARIANTS)('provisioning flow on the %s schema', (variant) =
     }
   });
 
+  it('a job committed later than the lookback after its second is never counted (the documented limit)', async () => {
+    await target.admin.query('TRUNCATE "ProvisioningJob"');
+    const h = harness(target);
+    const tx = await target.admin.connect();
+    try {
+      await h.collect(0);
+      await tx.query('BEGIN');
+      await tx.query(insertSql([{ id: 'tooLate', type: 'mail', status: 'COMPLETED', created: 0, finished: 5 }]));
+      // The lookback is 60 s: at 75 the watermark is 75, second 5 left memory at 65.
+      await h.collect(15);
+      await h.collect(75);
+      await tx.query('COMMIT');
+      const data = await h.collect(90);
+      expect(counts(data)).toEqual({});
+      // Within the lookback it would have been: the same job 59 s late is counted.
+      await target.admin.query(insertSql([{ id: 'inTime', type: 'mail', status: 'COMPLETED', created: 0, finished: 31 }]));
+      expect(counts(await h.collect(90))).toEqual({ 'mail COMPLETED': 1 });
+    } finally {
+      tx.release();
+      await h.close();
+    }
+  });
+
   it('reads rows in proportion to the jobs finishing, not to history', async () => {
     await target.admin.query('TRUNCATE "ProvisioningJob"');
     const h = harness(target);
