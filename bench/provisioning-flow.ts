@@ -79,7 +79,7 @@ try {
       const r = await readFlow(tx, labels, flow, at);
       const ms = performance.now() - s;
       // The same statements again in the same snapshot, under EXPLAIN ANALYZE: their server execution time.
-      const changed = flow.changedSeconds(r.read.from, r.read.to, r.read.summaries);
+      const changed = flow.secondsToRead(r.read.from, r.read.to, r.read.summaries);
       const q = flowQueries(labels, r.read.from, r.read.to, changed, at);
       let execMs = 0;
       for (const sql of changed.length ? [q.summary, q.rows, q.future, q.counts] : [q.summary, q.future, q.counts]) {

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WORK_DURATION_BUCKETS } from '../src/catalog.js';
 import { Database } from '../src/db/client.js';
 import { readEnumLabels } from '../src/db/enum-labels.js';
-import { flowQueries, ProvisioningFlow } from '../src/sources/provisioning-flow.js';
+import { flowQueries, ProvisioningFlow, readFlow } from '../src/sources/provisioning-flow.js';
 import { provisioningSamples, provisioningSource, type ProvisioningData } from '../src/sources/provisioning.js';
 import type { TestDatabase } from './helpers/db.js';
 import { createVariantDatabase, SCHEMA_VARIANTS } from './helpers/schema-variants.js';
@@ -193,6 +193,44 @@ describe.each(SCHEMA_VARIANTS)('provisioning flow on the %s schema', (variant) =
     } finally {
       tx.release();
       await h.close();
+    }
+  });
+
+  it('a second with more jobs than are read row by row is reported as out_of_range, never counted', async () => {
+    await target.admin.query('TRUNCATE "ProvisioningJob"');
+    const database = new Database({ url: target.readerUrl, poolMax: 1 });
+    const flow = new ProvisioningFlow({ lateCommitSeconds: 60, labelValueLimit: 10, maxRowsPerSecond: 3 });
+    const step = async (seconds: number) => {
+      const invalid: Record<string, number> = {};
+      const r = await database.read(5_000, async (tx) =>
+        readFlow(tx, await readEnumLabels(tx, ['ProvisioningJob.status']), flow, new Date(T0 + seconds * 1000)),
+      );
+      flow.apply(r.read, r.init, invalid);
+      const data = flow.data(r.statuses);
+      return { invalid, data, total: data.finished.reduce((n, f) => n + f.jobs, 0) };
+    };
+    try {
+      await step(0);
+      // A bulk update finishing 5 jobs in one second, and 2 ordinary ones.
+      await target.admin.query(
+        insertSql([
+          ...Array.from({ length: 5 }, (_, i) => ({ id: `g${i}`, type: 'hosting', status: failed, created: 0, finished: 5 })),
+          { id: 'o1', type: 'hosting', status: 'COMPLETED', created: 0, finished: 7 },
+          { id: 'o2', type: 'hosting', status: 'COMPLETED', created: 0, finished: 8 },
+        ]),
+      );
+      const a = await step(15);
+      expect(a.total).toBe(2);
+      expect(a.invalid).toEqual({ out_of_range: 5 });
+      expect(a.data.rowsRead).toBe(2);
+      // Three of them retried (live again): the second shrinks below the cap, and is still never counted.
+      await target.admin.query(`UPDATE "ProvisioningJob" SET status = 'PENDING', "finishedAt" = NULL WHERE id IN ('g0', 'g1', 'g2')`);
+      const b = await step(30);
+      expect(b.total).toBe(2);
+      expect(b.invalid).toEqual({});
+      expect(b.data.rowsRead).toBe(0);
+    } finally {
+      await database.close();
     }
   });
 

@@ -25,7 +25,8 @@
  * So a row is counted once, when first seen, if it commits at most L seconds
  * (`OPS_PROVISIONING_LATE_COMMIT_SECONDS`) after its `finishedAt` second was
  * passed. The step reads at most MAX_STEP_SECONDS of new seconds: after a long
- * outage it catches up over several collections.
+ * outage it catches up over several collections; and at most
+ * MAX_ROWS_PER_SECOND rows of one second (see there).
  *
  * At start (and a restart) the lookback's rows are read as a baseline, not
  * counted: counters start at 0 and count what finishes after the start.
@@ -56,6 +57,13 @@ import { CLOCK_SKEW_MS } from './clock-skew.js';
 
 /** New seconds one step reads at most (a long outage is caught up over several collections). */
 export const MAX_STEP_SECONDS = 600;
+/**
+ * Jobs of one second read row by row at most. A second with more (a bulk
+ * update finishing a million jobs at once) is not read: its jobs are counted
+ * as `out_of_range`, left out of the counter and the histograms, so that one
+ * such statement cannot take the source down collection after collection.
+ */
+export const MAX_ROWS_PER_SECOND = 10_000;
 /** Impossible or NULL finishing times counted per kind and collection at most (a signal, not an inventory). */
 export const BAD_CAP = 1000;
 /** Ids of future-dated rows remembered at most, so that they stay uncounted when their time comes. */
@@ -67,6 +75,8 @@ export interface ProvisioningFlowOptions {
   lateCommitSeconds: number;
   /** Distinct type labels kept since start; later types are counted under OTHER. */
   labelValueLimit: number;
+  /** Rows of one second read at most (MAX_ROWS_PER_SECOND unless a test lowers it). */
+  maxRowsPerSecond?: number;
 }
 
 /** Count and checksum of the terminal rows of one second. */
@@ -166,7 +176,8 @@ const SEP = '\u0000';
 export class ProvisioningFlow {
   /** Every second below it has been passed; null before the first step. */
   private watermark: number | null = null;
-  private readonly seconds = new Map<number, { n: number; hash: string; ids: string[] }>();
+  /** Per second of the lookback: count, checksum, ids; `giant` once it held more than maxRowsPerSecond rows. */
+  private readonly seconds = new Map<number, { n: number; hash: string; ids: string[]; giant?: boolean }>();
   /** md5 id → the second memory holds it in. */
   private readonly counted = new Map<string, number>();
   /** md5 ids of rows seen dated beyond now + skew (insertion order: the oldest are given up first). */
@@ -197,7 +208,14 @@ export class ProvisioningFlow {
     return { from: w - L, to: Math.min(Math.max(h, w), w + MAX_STEP_SECONDS), init: false, generation };
   }
 
-  /** The seconds of `summaries` (over [from, to)) whose rows must be read: those that differ from memory. */
+  /** The changed seconds whose rows are read (at most maxRowsPerSecond rows each). */
+  secondsToRead(from: number, to: number, summaries: readonly SecondSummary[]): number[] {
+    const max = this.options.maxRowsPerSecond ?? MAX_ROWS_PER_SECOND;
+    const n = new Map(summaries.map((s) => [s.second, s.n]));
+    return this.changedSeconds(from, to, summaries).filter((s) => (n.get(s) ?? 0) <= max && !this.seconds.get(s)?.giant);
+  }
+
+  /** The seconds of `summaries` (over [from, to)) that differ from memory. */
   changedSeconds(from: number, to: number, summaries: readonly SecondSummary[]): number[] {
     const out = new Set<number>();
     const seen = new Set<number>();
@@ -227,8 +245,10 @@ export class ProvisioningFlow {
       else bySecond.set(r.second, [r]);
     }
     const present = new Set(read.rows.map((r) => r.id));
+    const readable = new Set(this.secondsToRead(read.from, read.to, read.summaries));
     // Forget ids that left the changed seconds, unless they moved to another one.
     for (const second of changed) {
+      if (!readable.has(second)) continue;
       for (const id of this.seconds.get(second)?.ids ?? []) {
         if (!present.has(id) && this.counted.get(id) === second) this.counted.delete(id);
       }
@@ -236,6 +256,14 @@ export class ProvisioningFlow {
     const summary = new Map(read.summaries.map((s) => [s.second, s]));
     let bad = 0;
     for (const second of changed) {
+      if (!readable.has(second)) {
+        // Too many rows to read: remembered by count and checksum only, never counted.
+        const s = summary.get(second) ?? { n: 0, hash: '' };
+        const before = this.seconds.get(second)?.n ?? 0;
+        if (!init && s.n > before) countInvalid(invalid, 'out_of_range', s.n - before);
+        this.seconds.set(second, { n: s.n, hash: s.hash, ids: this.seconds.get(second)?.ids ?? [], giant: true });
+        continue;
+      }
       const rows = bySecond.get(second) ?? [];
       for (const r of rows) {
         const known = this.counted.has(r.id);
@@ -407,7 +435,7 @@ export async function readFlow(tx: DbTx, labels: EnumLabels, flow: ProvisioningF
           hash: String(r.hash),
         }))
       : [];
-  const changed = flow.changedSeconds(from, to, summaries);
+  const changed = flow.secondsToRead(from, to, summaries);
   const q = flowQueries(labels, from, to, changed, now);
   // One row of arrays, not a row per job: Prisma's per-row cost dominates otherwise.
   type Packed = {
