@@ -78,6 +78,8 @@ export interface Config {
   shieldRecountIntervalSeconds: number;
   /** Seconds a ShieldEvent id gap is watched for a late commit before it is given up. */
   shieldLateCommitSeconds: number;
+  /** Seconds a passed provisioning `finishedAt` second is re-checked for late commits. */
+  provisioningLateCommitSeconds: number;
   /** Maximum distinct values of a free-text label (queue type, action, resource type) before OTHER. */
   labelValueLimit: number;
   /** Characters of a job's errorMessage the API returns (after redaction). */
@@ -245,6 +247,7 @@ export const CONFIG_VARIABLES = [
   'OPS_COLLECT_INTERVAL_SECONDS', 'OPS_COLLECT_TIMEOUT_SECONDS',
   ...SOURCE_NAMES.flatMap((s) => [`OPS_${s.toUpperCase()}_INTERVAL_SECONDS`, `OPS_${s.toUpperCase()}_TIMEOUT_SECONDS`]),
   'OPS_QUEUE_DISCOVERY_INTERVAL_SECONDS', 'OPS_QUEUE_FLOW_MAX_OBSERVED', 'OPS_SHIELD_RECOUNT_INTERVAL_SECONDS', 'OPS_SHIELD_LATE_COMMIT_SECONDS',
+  'OPS_PROVISIONING_LATE_COMMIT_SECONDS',
   'OPS_LABEL_VALUE_LIMIT', 'OPS_ERROR_MESSAGE_MAX_LENGTH', 'OPS_DB_POOL_MAX', 'OPS_API_RATE_LIMIT_PER_MINUTE',
   'OPS_API_AUTH_FAILURES_PER_MINUTE', 'OPS_TRUST_PROXY',
 ] as const;
@@ -326,6 +329,7 @@ export function loadConfig(env: Env): Config {
     queueFlowMaxObserved: num(env, 'OPS_QUEUE_FLOW_MAX_OBSERVED', 5000, 0, 100_000, true),
     shieldRecountIntervalSeconds: num(env, 'OPS_SHIELD_RECOUNT_INTERVAL_SECONDS', 3600, 10, 7 * 86400),
     shieldLateCommitSeconds: num(env, 'OPS_SHIELD_LATE_COMMIT_SECONDS', 300, 0, 86400),
+    provisioningLateCommitSeconds: num(env, 'OPS_PROVISIONING_LATE_COMMIT_SECONDS', 60, 0, 3600, true),
     labelValueLimit: num(env, 'OPS_LABEL_VALUE_LIMIT', 200, 1, 10000, true),
     errorMessageMaxLength: num(env, 'OPS_ERROR_MESSAGE_MAX_LENGTH', 500, 16, 100000, true),
     dbPoolMax: num(env, 'OPS_DB_POOL_MAX', 4, 1, 100, true),

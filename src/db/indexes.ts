@@ -54,6 +54,17 @@ action and resource type, and the 10 most recent failures (ORDER BY
 "createdAt" DESC LIMIT 10). Only failed rows are indexed.`,
   },
   {
+    name: 'ProvisioningJob_finished_idx',
+    table: 'ProvisioningJob',
+    keys: '("finishedAt", "id")',
+    where: { column: 'status', op: 'IN', values: KNOWN.terminalJobStatus },
+    why: `provisioning-flow.ts, finished-jobs step: per second of the late-commit
+lookback and the new seconds, the count and id checksum of terminal jobs (an
+index-only "finishedAt" range), the rows of the seconds that changed, and
+the terminal rows dated in the future, before 0001 or NULL (ranges at the
+ends). Its cost follows the jobs finishing, not history.`,
+  },
+  {
     name: 'ShieldEvent_timestamp_decision_idx',
     table: 'ShieldEvent',
     keys: '("timestamp", "decision")',

@@ -36,7 +36,11 @@ export interface MigrateResult {
  */
 export const REPLACED_CHECKSUMS: Readonly<Record<string, readonly string[]>> = {
   // The first exporter_indexes: failed on enum schemas and on a second run.
-  '20261125000100_exporter_indexes': ['3d8e3a5c98396b64842c5efc6f8bf6cb535b19b39aa43ba8d500928a1c43ba14'],
+  // The second: before ProvisioningJob_finished_idx (the provisioning flow counter).
+  '20261125000100_exporter_indexes': [
+    '3d8e3a5c98396b64842c5efc6f8bf6cb535b19b39aa43ba8d500928a1c43ba14',
+    'fad895050ada8d3fb971fbc246ed29b1e51f6c4f16ba492a5de0da5769d6ff40',
+  ],
 };
 
 function sha256(bytes: Buffer): Buffer {

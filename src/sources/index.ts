@@ -38,6 +38,7 @@ export function createSources(config: Config, db: Database, redis: Redis, logger
       stuckThresholdSeconds: config.stuckThresholdSeconds,
       labelValueLimit: config.labelValueLimit,
       errorMessageMaxLength: config.errorMessageMaxLength,
+      lateCommitSeconds: config.provisioningLateCommitSeconds,
     }),
     securitySource(db, {
       recountIntervalSeconds: config.shieldRecountIntervalSeconds,

@@ -1,7 +1,8 @@
 /**
  * Provisioning (ProvisioningJob): live jobs per queue type and status, jobs
- * stuck past the threshold, the failure hotspots of the last 24 hours and the
- * most recent failures. Every query reads only live or recent rows through a
+ * stuck past the threshold, the failure hotspots of the last 24 hours, the
+ * most recent failures, and the jobs finished since start with their times
+ * (kept incrementally by provisioning-flow.ts, read in the same snapshot). Every query reads only live or recent rows through a
  * partial index (prisma/migrations/*_exporter_indexes), never the history.
  *
  * Hostile rows are bounded in SQL, before anything reaches the process:
@@ -11,13 +12,14 @@
  * future) never leave the database: they are counted as `bad_timestamp`.
  */
 import { Prisma } from '../generated/prisma/client.js';
-import { KNOWN, OVERFLOW_LABEL, UNKNOWN_LABEL } from '../catalog.js';
+import { KNOWN, OVERFLOW_LABEL, UNKNOWN_LABEL, WORK_DURATION_BUCKETS } from '../catalog.js';
 import type { Database } from '../db/client.js';
 import { isNoneOf, isOneOf, readEnumLabels, type EnumLabels } from '../db/enum-labels.js';
 import { countInvalid, knownLabel, SampleSet, toSeconds, type InvalidCounts, type Sample } from '../metrics/sample.js';
 import { redactText } from '../redact.js';
 import type { ProvisioningOverview } from '../contract.js';
 import { CLOCK_SKEW_MS } from './valid-time.js';
+import { ProvisioningFlow, readFlow, type FlowData, type FlowRead } from './provisioning-flow.js';
 import type { CollectContext, Source, SourceData } from './types.js';
 
 /** Options of the provisioning source. */
@@ -31,6 +33,8 @@ export interface ProvisioningOptions {
   labelValueLimit: number;
   /** Characters of errorMessage kept (after redaction). */
   errorMessageMaxLength: number;
+  /** Seconds a passed `finishedAt` second is re-checked for late commits (provisioning-flow.ts); 60 when not given. */
+  lateCommitSeconds?: number;
 }
 
 /**
@@ -92,6 +96,8 @@ export interface ProvisioningData extends SourceData {
   stuckThresholdSeconds: number;
   /** Type labels kept at 0 when their jobs are gone: this collection's, then earlier ones, at most labelValueLimit + 1. */
   knownTypes: string[];
+  /** Jobs finished since the exporter started, and their times (provisioning-flow.ts); absent in a mapping without a database. */
+  flow?: FlowData;
 }
 
 /** Raw rows of one collection. */
@@ -188,7 +194,25 @@ export function provisioningSamples(data: ProvisioningData): Sample[] {
   for (const h of data.hotspots) {
     s.add('provisioningFailed24h', { action: h.actionLabel, resource_type: h.resourceTypeLabel }, h.failed);
   }
+  if (data.flow) flowSamples(data.flow, s);
   return s.list();
+}
+
+const EMPTY_HISTOGRAM = { buckets: WORK_DURATION_BUCKETS.map(() => 0), sum: 0 };
+
+/** Counters and histograms of finished jobs: every type met since start has a series (0 when none) per terminal status. */
+function flowSamples(flow: FlowData, s: SampleSet): void {
+  s.add('provisioningUnobserved', {}, flow.nullFinished);
+  for (const type of flow.types) {
+    for (const status of flow.statuses) {
+      s.add('provisioningJobsFinished', { type, status }, 0);
+      s.addHistogram('provisioningJobDuration', { type, status }, 0, EMPTY_HISTOGRAM);
+    }
+    s.addHistogram('provisioningJobQueue', { type }, 0, EMPTY_HISTOGRAM);
+  }
+  for (const f of flow.finished) s.add('provisioningJobsFinished', { type: f.type, status: f.status }, f.jobs);
+  for (const d of flow.duration) s.addHistogram('provisioningJobDuration', { type: d.type, status: d.status }, d.count, d.histogram);
+  for (const q of flow.queue) s.addHistogram('provisioningJobQueue', { type: q.type }, q.count, q.histogram);
 }
 
 /** The provisioning section of the JSON overview (pure). */
@@ -324,8 +348,13 @@ export function provisioningQueries(labels: EnumLabels, now: Date, options: Prov
   };
 }
 
-/** Reads the rows of one collection in one snapshot. */
-async function readProvisioning(db: Database, ctx: CollectContext, options: ProvisioningOptions): Promise<ProvisioningRows> {
+/** Reads the rows of one collection, and the flow's step, in one snapshot. */
+async function readProvisioning(
+  db: Database,
+  ctx: CollectContext,
+  options: ProvisioningOptions,
+  flow: ProvisioningFlow,
+): Promise<{ rows: ProvisioningRows; step: { read: FlowRead; init: boolean; statuses: string[] } }> {
   return db.read(ctx.timeoutMs, async (tx) => {
     const labels = await readEnumLabels(tx, ['ProvisioningJob.status']);
     const q = provisioningQueries(labels, ctx.now, options);
@@ -333,19 +362,24 @@ async function readProvisioning(db: Database, ctx: CollectContext, options: Prov
     const hotspots = await tx.$queryRaw<FailureHotspotRow[]>(q.hotspots);
     const [bad] = await tx.$queryRaw<Array<{ n: number }>>(q.badFailed);
     const recent = await tx.$queryRaw<ProvisioningRows['recent']>(q.recent);
-    return { live, hotspots, recent, badFailedTimestamps: bad?.n ?? 0 };
+    const step = await readFlow(tx, labels, flow, ctx.now);
+    return { rows: { live, hotspots, recent, badFailedTimestamps: bad?.n ?? 0 }, step };
   });
 }
 
 /** The provisioning source. */
 export function provisioningSource(db: Database, options: ProvisioningOptions): Source<ProvisioningData, 'provisioning'> {
   const knownTypes = new Set<string>();
+  const flow = new ProvisioningFlow({ lateCommitSeconds: options.lateCommitSeconds ?? 60, labelValueLimit: options.labelValueLimit });
   return {
     name: 'provisioning',
     backend: 'database',
     async collect(ctx: CollectContext): Promise<ProvisioningData> {
-      const rows = await readProvisioning(db, ctx, options);
-      return mapProvisioning(rows, options, knownTypes);
+      const { rows, step } = await readProvisioning(db, ctx, options, flow);
+      const data = mapProvisioning(rows, options, knownTypes);
+      // Applied only once the snapshot was read whole: a failed collection leaves the flow as it was.
+      flow.apply(step.read, step.init, data.invalid);
+      return { ...data, flow: flow.data(step.statuses) };
     },
     samples: provisioningSamples,
     section: { name: 'provisioning', overview: provisioningOverview },

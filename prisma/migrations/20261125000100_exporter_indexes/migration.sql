@@ -59,6 +59,14 @@ SELECT pg_temp.ops_create_index('ProvisioningJob', 'CREATE INDEX IF NOT EXISTS "
 SELECT pg_temp.ops_create_index('ProvisioningJob', 'CREATE INDEX IF NOT EXISTS "ProvisioningJob_failed_createdAt_idx" ON "ProvisioningJob"("createdAt", "action", "resourceType")' || ' WHERE ' ||
     pg_temp.ops_predicate('ProvisioningJob', 'status', 'IN', ARRAY['FAILED']));
 
+-- provisioning-flow.ts, finished-jobs step: per second of the late-commit
+-- lookback and the new seconds, the count and id checksum of terminal jobs (an
+-- index-only "finishedAt" range), the rows of the seconds that changed, and
+-- the terminal rows dated in the future, before 0001 or NULL (ranges at the
+-- ends). Its cost follows the jobs finishing, not history.
+SELECT pg_temp.ops_create_index('ProvisioningJob', 'CREATE INDEX IF NOT EXISTS "ProvisioningJob_finished_idx" ON "ProvisioningJob"("finishedAt", "id")' || ' WHERE ' ||
+    pg_temp.ops_predicate('ProvisioningJob', 'status', 'IN', ARRAY['COMPLETED', 'FAILED', 'CANCELLED']));
+
 -- security.ts, window queries: events leaving the 24 h window since the last
 -- collection (a "timestamp" range), future-dated events, and the full recount.
 -- "decision" is included so every one of them is an index-only scan. Also
