@@ -142,10 +142,13 @@ describe('content negotiation on /metrics', () => {
     // prom-client's process metrics are there too, counters named the same way.
     expect(counters).toContain('process_cpu_seconds');
     const sampleNames = new Set(parseSamples(om.replace(/\n# EOF\n$/, '\n')).map((s) => s.name));
+    const textSampleNames = new Set(parseSamples(text).map((s) => s.name));
     for (const family of counters) {
-      expect(sampleNames.has(`${family}_total`)).toBe(true);
+      // A counter with series in the text format has them, `_total`, here.
+      expect(sampleNames.has(`${family}_total`), family).toBe(textSampleNames.has(`${family}_total`));
       expect(sampleNames.has(family)).toBe(false);
     }
+    expect(sampleNames.has('ops_source_collections_total')).toBe(true);
     // Every sample belongs to a declared family.
     const families = new Set([...om.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map((m) => m[1]));
     for (const name of sampleNames) expect(families.has(name) || families.has(name.replace(/_(total|bucket|sum|count)$/, ''))).toBe(true);

@@ -41,6 +41,7 @@ const INDEXES_SCHEMA_PRISMA_CANNOT_EXPRESS = [
   'GuardianFinding_open_severity_idx',
   'Backup_completed_idx',
   'Backup_failed_idx',
+  'ProvisioningJob_finished_idx',
 ];
 
 /**
