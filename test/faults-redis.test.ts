@@ -64,7 +64,10 @@ beforeAll(async () => {
       OPS_QUEUE_DISCOVERY_INTERVAL_SECONDS: '1',
     },
   });
-  await waitFor(async () => (await up('queues')) === 1 && (await up('core_nodes')) === 1, 10_000, 'queues and core_nodes up');
+  // Every source collected once before Redis is killed: on busy cores a
+  // database source's first collection can outlast the queues'.
+  const sources = ['queues', 'core_nodes', 'provisioning', 'security', 'backups'];
+  await waitFor(async () => (await Promise.all(sources.map(up))).every((u) => u === 1), 60_000, 'every source up');
 });
 
 afterAll(async () => {

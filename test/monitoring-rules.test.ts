@@ -201,9 +201,11 @@ describe.runIf(shouldRunWith('promtool'))('promtool', () => {
     it(`test rules: ${alert} (${cases.map((c) => c.name).join('; ')})`, async () => {
       const file = join(dir.path, `${alert}.test.yml`);
       await writeFile(file, stringify(promtoolTestDocument(cases), { lineWidth: 0 }));
-      const res = await run('promtool', ['test', 'rules', file], { timeoutMs: 30_000 });
+      // A hang guard, not a speed bound: the SLO cases evaluate three days of
+      // series at one-minute steps, which takes promtool long on busy cores.
+      const res = await run('promtool', ['test', 'rules', file], { timeoutMs: 240_000 });
       expect(res.code, `${res.stdout}\n${res.stderr}`).toBe(0);
-    });
+    }, 300_000);
   }
 });
 
@@ -268,8 +270,10 @@ describe.runIf(shouldRunWith('promtool'))('paging on a realistic platform', () =
       };
       const file = join(dir.path, `paging-${pagingScenarios.indexOf(scenario)}.test.yml`);
       await writeFile(file, stringify(doc, { lineWidth: 0 }));
-      const res = await run('promtool', ['test', 'rules', file], { timeoutMs: 30_000 });
+      // A hang guard, not a speed bound: the SLO cases evaluate three days of
+      // series at one-minute steps, which takes promtool long on busy cores.
+      const res = await run('promtool', ['test', 'rules', file], { timeoutMs: 240_000 });
       expect(res.code, `${res.stdout}\n${res.stderr}`).toBe(0);
-    });
+    }, 300_000);
   }
 });
