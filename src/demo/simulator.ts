@@ -682,7 +682,8 @@ export class Simulator {
       case 'backup-stale': {
         for (const [id, p] of this.pendingBackups) if (p.resourceType === s.options.resourceType) this.pendingBackups.delete(id);
         const cutoff = new Date(now.getTime() - s.options.hours * 3_600_000).toISOString();
-        await this.db.query(`DELETE FROM "Backup" WHERE "resourceType" = $1 AND "startedAt" > $2::timestamp`, [s.options.resourceType, cutoff]);
+        // A run that started before the cutoff may have finished after it: what counts is its latest timestamp.
+        await this.db.query(`DELETE FROM "Backup" WHERE "resourceType" = $1 AND GREATEST("startedAt", "completedAt") > $2::timestamp`, [s.options.resourceType, cutoff]);
         return [];
       }
       case 'backup-failing':
