@@ -12,10 +12,10 @@ import { Database } from '../src/db/client.js';
 import type { EnumLabels } from '../src/db/enum-labels.js';
 import { MAX_LABEL_VALUE_LENGTH } from '../src/metrics/bound.js';
 import { backupSamples, backupsSource, INVALID_PROBE_LIMIT, lastBackupsSql, MAX_BACKUP_TYPES, type BackupsData } from '../src/sources/backups.js';
-import { createTestApp } from './helpers/app.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
+import { collectChecked } from './helpers/hostile.js';
 import { createEnumNodesBackupsDatabase, ENUM_BACKUP_STATUSES } from './helpers/enum-nodes-backups.js';
-import { promtoolCheck, samples, value } from './helpers/prom-text.js';
+import { samples, value } from './helpers/prom-text.js';
 import { createTestRedis, type TestRedis } from './helpers/redis.js';
 
 const NOW = new Date('2026-06-01T12:00:00.000Z');
@@ -85,30 +85,7 @@ async function seed(pool: TestDatabase['admin'], sql: string): Promise<void> {
 }
 
 /** The exporter as production runs it, one collection at NOW; asserts what every case must hold. */
-async function collect() {
-  const t = await createTestApp('hostile-backups', { db, redis, now: () => NOW });
-  try {
-    await t.app.collection.collectAll();
-    const state = t.app.collection.state('backups');
-    expect(state?.lastError).toBeUndefined();
-    expect(state?.up).toBe(true);
-    const metrics = await t.app.inject('/metrics');
-    expect(metrics.statusCode).toBe(200);
-    const text = metrics.body;
-    expect(promtoolCheck(text)).toEqual({ ok: true, output: '' });
-    const api = await t.app.inject({ url: '/api/ops/overview', headers: { authorization: t.authorization } });
-    expect(api.statusCode).toBe(200);
-    const invalid = Object.fromEntries(
-      samples(text, 'ops_source_invalid_values', { source: 'backups' })
-        .filter((s) => s.value !== 0)
-        .map((s) => [s.labels.reason, s.value]),
-    );
-    // eslint-disable-next-line @typescript-eslint/no-explicit-any
-    return { text, overview: api.json() as any, invalid };
-  } finally {
-    await t.app.close();
-  }
-}
+const collect = () => collectChecked('hostile-backups', 'backups', { db, redis, now: () => NOW });
 
 /** The source alone on its own Database. */
 async function collectDirect(url: string): Promise<BackupsData> {

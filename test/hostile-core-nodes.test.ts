@@ -22,10 +22,10 @@ import {
   type CoreNodesData,
   type CoreNodesOptions,
 } from '../src/sources/core-nodes.js';
-import { createTestApp } from './helpers/app.js';
+import { collectChecked } from './helpers/hostile.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 import { createEnumNodesBackupsDatabase } from './helpers/enum-nodes-backups.js';
-import { parseSamples, promtoolCheck, samples, value, type ParsedSample } from './helpers/prom-text.js';
+import { parseSamples, samples, value, type ParsedSample } from './helpers/prom-text.js';
 import { createTestRedis, type TestRedis } from './helpers/redis.js';
 
 const NOW = new Date('2026-06-01T12:00:00.000Z');
@@ -65,29 +65,8 @@ async function seed(sql: string): Promise<void> {
 
 /** The exporter as production runs it, one collection at NOW; asserts what every case must hold. */
 async function collect(): Promise<Outcome> {
-  const t = await createTestApp('hostile-core-nodes', { db, redis, now: () => NOW });
-  try {
-    await t.app.collection.collect('core_nodes');
-    const state = t.app.collection.state('core_nodes');
-    expect(state?.lastError).toBeUndefined();
-    expect(state?.up).toBe(true);
-    const metrics = await t.app.inject('/metrics');
-    expect(metrics.statusCode).toBe(200);
-    const text = metrics.body;
-    expect(promtoolCheck(text)).toEqual({ ok: true, output: '' });
-    // The other database sources are collected too, so the API can answer.
-    await t.app.collection.collectAll();
-    const api = await t.app.inject({ url: '/api/ops/overview', headers: { authorization: t.authorization } });
-    expect(api.statusCode).toBe(200);
-    const invalid = Object.fromEntries(
-      samples(text, 'ops_source_invalid_values', { source: 'core_nodes' })
-        .filter((s) => s.value !== 0)
-        .map((s) => [s.labels.reason, s.value]),
-    );
-    return { text, parsed: parseSamples(text), overview: api.json(), invalid, seriesKept: state?.samples.length ?? 0 };
-  } finally {
-    await t.app.close();
-  }
+  const { text, overview, invalid, state } = await collectChecked('hostile-core-nodes', 'core_nodes', { db, redis, now: () => NOW });
+  return { text, parsed: parseSamples(text), overview, invalid, seriesKept: state?.samples.length ?? 0 };
 }
 
 /** The source alone on its own Database, with the bytes PostgreSQL sent for one collection. */

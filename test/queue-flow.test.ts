@@ -6,9 +6,9 @@
  * and finishedOn; the per-collection bound holds; promtool accepts the
  * histograms. Every wait is on a BullMQ event, never a sleep.
  */
-import { Queue, QueueEvents, Worker, type Job } from 'bullmq';
+import type { Job, QueueEvents } from 'bullmq';
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { WORK_DURATION_BUCKETS } from '../src/catalog.js';
 import { boundSamples } from '../src/metrics/bound.js';
 import { createRegistries } from '../src/metrics/registry.js';
@@ -17,46 +17,12 @@ import { CollectionSnapshot } from '../src/snapshot.js';
 import { MAX_OBSERVED_PER_QUEUE, observationAllowances, quantile, readEvents, type StreamInfo } from '../src/sources/queue-flow.js';
 import { queuesOverview, queuesSource, type QueuesData, type QueueView } from '../src/sources/queues.js';
 import { promtoolCheck, value } from './helpers/prom-text.js';
-import { startRedisServer, type RedisServer } from './helpers/redis-server.js';
+import { useBullmqServer } from './helpers/bullmq.js';
 
 const PREFIX = 'flow';
 
-let server: RedisServer;
-let client: Redis;
-let connection: { host: string; port: number; maxRetriesPerRequest: null };
-const closers: Array<() => Promise<unknown>> = [];
-
-beforeAll(async () => {
-  server = await startRedisServer();
-  connection = { host: '127.0.0.1', port: server.port, maxRetriesPerRequest: null };
-  client = new Redis(server.url);
-});
-
-afterAll(async () => {
-  for (const close of closers.reverse()) await close().catch(() => undefined);
-  client?.disconnect();
-  await server?.destroy();
-});
-
-function queue(name: string, opts: Record<string, unknown> = {}): Queue {
-  const q = new Queue(name, { connection, prefix: PREFIX, ...opts });
-  closers.push(() => q.close());
-  return q;
-}
-
-async function events(name: string): Promise<QueueEvents> {
-  const e = new QueueEvents(name, { connection, prefix: PREFIX, lastEventId: '0-0' });
-  closers.push(() => e.close());
-  await e.waitUntilReady();
-  return e;
-}
-
-function worker(name: string, processor: ((job: Job) => Promise<unknown>) | null, opts: Record<string, unknown> = {}): Worker {
-  const w = new Worker(name, processor, { connection, prefix: PREFIX, ...opts });
-  w.on('error', () => undefined);
-  closers.push(() => w.close(true));
-  return w;
-}
+const mq = useBullmqServer(PREFIX);
+const { queue, events, worker } = mq;
 
 /** Resolves once `source` has emitted `name` `n` times. */
 function count(source: QueueEvents, name: 'completed' | 'failed' | 'stalled', n: number): Promise<void> {
@@ -76,7 +42,7 @@ function count(source: QueueEvents, name: 'completed' | 'failed' | 'stalled', n:
 type Collector = (now?: Date) => Promise<QueuesData>;
 
 function flowSource(): { collect: Collector; source: ReturnType<typeof queuesSource> } {
-  const source = queuesSource(client, { prefixes: [PREFIX], discoveryIntervalSeconds: 0, scanCallsPerCollection: 100, maxPriorityLevels: 8 });
+  const source = queuesSource(mq.client, { prefixes: [PREFIX], discoveryIntervalSeconds: 0, scanCallsPerCollection: 100, maxPriorityLevels: 8 });
   return { source, collect: (now = new Date()) => source.collect({ now, signal: new AbortController().signal, timeoutMs: 5000 }) };
 }
 
@@ -202,9 +168,9 @@ describe('queue flow from the events stream', () => {
     for (let i = 0; i < runsMs.length; i++) {
       const job = (await manual.getNextJob(`t${i}`))!;
       const base = job.timestamp;
-      await client.hset(`${PREFIX}:buckets:${job.id}`, 'processedOn', String(base + waitsMs[i]!));
+      await mq.client.hset(`${PREFIX}:buckets:${job.id}`, 'processedOn', String(base + waitsMs[i]!));
       await job.moveToCompleted('ok', `t${i}`, false);
-      await client.hset(`${PREFIX}:buckets:${job.id}`, 'finishedOn', String(base + waitsMs[i]! + runsMs[i]!));
+      await mq.client.hset(`${PREFIX}:buckets:${job.id}`, 'finishedOn', String(base + waitsMs[i]! + runsMs[i]!));
     }
     expect(added.length).toBe(runsMs.length);
     await done;
@@ -236,7 +202,7 @@ describe('queue flow from the events stream', () => {
     expect(view(await collect(), 'trim').flow).toMatchObject({ completed: 5, lost: 0 });
 
     // Trimmed to exactly the end: nothing unread was lost.
-    await client.xtrim(`${PREFIX}:trim:events`, 'MAXLEN', 0);
+    await mq.client.xtrim(`${PREFIX}:trim:events`, 'MAXLEN', 0);
     expect(view(await collect(), 'trim').flow).toMatchObject({ completed: 5, lost: 0 });
 
     // 20 more complete; then all but the last 6 entries are trimmed before the exporter reads.
@@ -244,8 +210,8 @@ describe('queue flow from the events stream', () => {
     await q.addBulk(Array.from({ length: 20 }, (_, i) => ({ name: 'b', data: { i } })));
     await second;
     await w.close();
-    await client.xtrim(`${PREFIX}:trim:events`, 'MAXLEN', 6);
-    const kept = await client.xrange(`${PREFIX}:trim:events`, '-', '+');
+    await mq.client.xtrim(`${PREFIX}:trim:events`, 'MAXLEN', 6);
+    const kept = await mq.client.xrange(`${PREFIX}:trim:events`, '-', '+');
     const keptCompleted = kept.filter(([, f]) => f[f.indexOf('event') + 1] === 'completed').length;
     expect(keptCompleted).toBeLessThan(20);
     const data = await collect();
@@ -280,8 +246,8 @@ describe('queue flow from the events stream', () => {
     const { collect } = flowSource();
     await collect();
     await ev.close();
-    await client.del(`${PREFIX}:broken:events`);
-    await client.set(`${PREFIX}:broken:events`, 'not a stream');
+    await mq.client.del(`${PREFIX}:broken:events`);
+    await mq.client.set(`${PREFIX}:broken:events`, 'not a stream');
     const data = await collect();
     expect(view(data, 'broken').flow).toBeUndefined();
     expect(view(data, 'broken').counts.completed).toBe(1);
@@ -292,9 +258,9 @@ describe('queue flow from the events stream', () => {
   it('leaves the flow unknown, not zero, when Redis forbids XINFO, XRANGE and TIME, and still reads the counts', async () => {
     const q = queue('acl');
     await q.add('x', {});
-    await client.call('ACL', 'SETUSER', 'noflow', 'on', '>noflow-pw', '~*', '&*', '+@all', '-xinfo', '-xrange', '-time');
-    const limited = new Redis(server.url, { username: 'noflow', password: 'noflow-pw' });
-    closers.push(async () => limited.disconnect());
+    await mq.client.call('ACL', 'SETUSER', 'noflow', 'on', '>noflow-pw', '~*', '&*', '+@all', '-xinfo', '-xrange', '-time');
+    const limited = new Redis(mq.server.url, { username: 'noflow', password: 'noflow-pw' });
+    mq.closeAtEnd(async () => limited.disconnect());
     const source = queuesSource(limited, { prefixes: [PREFIX], discoveryIntervalSeconds: 0, scanCallsPerCollection: 100, maxPriorityLevels: 8 });
     const collect = () => source.collect({ now: new Date(), signal: new AbortController().signal, timeoutMs: 5000 });
     await collect();
@@ -308,7 +274,7 @@ describe('queue flow from the events stream', () => {
   it('reads no hash when the collection\'s bound is 0, and still counts every job', async () => {
     const q = queue('nohash');
     const ev = await events('nohash');
-    const source = queuesSource(client, { prefixes: [PREFIX], discoveryIntervalSeconds: 0, scanCallsPerCollection: 100, maxPriorityLevels: 8, maxObservedPerCollection: 0 });
+    const source = queuesSource(mq.client, { prefixes: [PREFIX], discoveryIntervalSeconds: 0, scanCallsPerCollection: 100, maxPriorityLevels: 8, maxObservedPerCollection: 0 });
     const collect = () => source.collect({ now: new Date(), signal: new AbortController().signal, timeoutMs: 5000 });
     await collect();
     const done = count(ev, 'completed', 3);

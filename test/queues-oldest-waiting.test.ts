@@ -4,54 +4,19 @@
  * for each way a job re-enters the wait list, on a Redis of the test's own.
  * Every wait is on a BullMQ event or a Redis state, never a sleep.
  */
-import { Queue, QueueEvents, Worker, type Job } from 'bullmq';
-import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Job, Queue } from 'bullmq';
+import { describe, expect, it } from 'vitest';
 import { queuesSource, type QueueView } from '../src/sources/queues.js';
-import { startRedisServer, type RedisServer } from './helpers/redis-server.js';
+import { useBullmqServer } from './helpers/bullmq.js';
 
 const PREFIX = 'oldest';
 const STATES = ['waiting', 'active', 'delayed', 'failed', 'completed', 'paused', 'prioritized', 'waiting-children'] as const;
 
-let server: RedisServer;
-let client: Redis;
-let connection: { host: string; port: number; maxRetriesPerRequest: null };
-const closers: Array<() => Promise<unknown>> = [];
 const gates: Array<() => void> = [];
-
-beforeAll(async () => {
-  server = await startRedisServer();
-  connection = { host: '127.0.0.1', port: server.port, maxRetriesPerRequest: null };
-  client = new Redis(server.url);
-});
-
-afterAll(async () => {
+const mq = useBullmqServer(PREFIX, () => {
   for (const open of gates) open();
-  for (const close of closers.reverse()) await close().catch(() => undefined);
-  client?.disconnect();
-  await server?.destroy();
 });
-
-function queue(name: string): Queue {
-  const q = new Queue(name, { connection, prefix: PREFIX });
-  closers.push(() => q.close());
-  return q;
-}
-
-async function events(name: string): Promise<QueueEvents> {
-  // From the stream's start: an event written before its first read is not missed.
-  const e = new QueueEvents(name, { connection, prefix: PREFIX, lastEventId: '0-0' });
-  closers.push(() => e.close());
-  await e.waitUntilReady();
-  return e;
-}
-
-function worker(name: string, processor: ((job: Job) => Promise<unknown>) | null, opts: Record<string, unknown> = {}): Worker {
-  const w = new Worker(name, processor, { connection, prefix: PREFIX, ...opts });
-  w.on('error', () => undefined);
-  closers.push(() => w.close(true));
-  return w;
-}
+const { queue, events, worker } = mq;
 
 /** A promise that resolves on the first event `name` of `source` that `match` accepts, with its arguments. */
 function next<A extends unknown[]>(source: { on(e: string, f: (...a: A) => void): unknown; off(e: string, f: (...a: A) => void): unknown }, name: string, match: (...a: A) => boolean): Promise<A> {
@@ -69,7 +34,7 @@ function next<A extends unknown[]>(source: { on(e: string, f: (...a: A) => void)
 const idMs = (id: string) => Number(id.split('-')[0]);
 
 async function collect(name: string): Promise<QueueView> {
-  const source = queuesSource(client, { prefixes: [PREFIX], discoveryIntervalSeconds: 0, scanCallsPerCollection: 100, maxPriorityLevels: 8 });
+  const source = queuesSource(mq.client, { prefixes: [PREFIX], discoveryIntervalSeconds: 0, scanCallsPerCollection: 100, maxPriorityLevels: 8 });
   const data = await source.collect({ now: new Date(), signal: new AbortController().signal, timeoutMs: 5000 });
   const view = data.queues.find((q) => q.name === name);
   if (!view) throw new Error(`queue ${name} not read`);
@@ -111,7 +76,7 @@ describe('oldest waiting job, after a delay or a retry', () => {
 
     const view = await collect(name);
     expect(view.counts.waiting).toBe(1);
-    const hash = await client.hgetall(`${PREFIX}:${name}:${job.id}`);
+    const hash = await mq.client.hgetall(`${PREFIX}:${name}:${job.id}`);
     // BullMQ reset the hash's delay: timestamp + delay would be the creation time.
     expect(hash.delay).toBe('0');
     expect(view.oldestWaitingAt?.getTime()).toBe(job.timestamp + 1500);
@@ -138,7 +103,7 @@ describe('oldest waiting job, after a delay or a retry', () => {
     await expectBullMQCounts(q, view);
 
     // The stream no longer holds the promotion: the earliest it can have been is its creation.
-    await client.xtrim(`${PREFIX}:${name}:events`, 'MAXLEN', 0);
+    await mq.client.xtrim(`${PREFIX}:${name}:events`, 'MAXLEN', 0);
     view = await collect(name);
     expect(view.oldestWaitingAt?.getTime()).toBe(job.timestamp);
   });
@@ -178,7 +143,7 @@ describe('oldest waiting job, after a delay or a retry', () => {
 
     const view = await collect(name);
     expect(view.counts).toMatchObject({ waiting: 1, active: 1 });
-    const hash = await client.hgetall(`${PREFIX}:${name}:${job.id}`);
+    const hash = await mq.client.hgetall(`${PREFIX}:${name}:${job.id}`);
     expect(hash).toMatchObject({ ats: '1', atm: '1', delay: '0' });
     const processedOn = Number(hash.processedOn);
     // Attempt 1 failed: exponential backoff 2^0 * 1000 ms after it.
@@ -209,15 +174,15 @@ describe('oldest waiting job, after a delay or a retry', () => {
     // First check marks the active job as possibly stalled; the second, once its lock expired, moves it.
     await check();
     const lock = `${PREFIX}:${name}:${job.id}:lock`;
-    for (let ttl = await client.pttl(lock); ttl > 0; ttl = await client.pttl(lock)) await new Promise((r) => setTimeout(r, ttl));
-    await client.del(`${PREFIX}:${name}:stalled-check`);
+    for (let ttl = await mq.client.pttl(lock); ttl > 0; ttl = await mq.client.pttl(lock)) await new Promise((r) => setTimeout(r, ttl));
+    await mq.client.del(`${PREFIX}:${name}:stalled-check`);
     const stalled = next(qe, 'stalled', (a: { jobId: string }) => a.jobId === job.id);
     await check();
     const [, stalledId] = (await stalled) as unknown as [unknown, string];
 
     const view = await collect(name);
     expect(view.counts).toMatchObject({ waiting: 1, active: 0 });
-    const hash = await client.hgetall(`${PREFIX}:${name}:${job.id}`);
+    const hash = await mq.client.hgetall(`${PREFIX}:${name}:${job.id}`);
     expect(hash).toMatchObject({ stc: '1', ats: '1' });
     expect(hash.atm).toBeUndefined();
     expect(view.oldestWaitingAt?.getTime()).toBe(Number(hash.processedOn));
@@ -230,7 +195,7 @@ describe('oldest waiting job, after a delay or a retry', () => {
     // oldest FIFO job is no longer at an end of the list: it is still found.
     const older = await q.add('hosting.create', {}, { timestamp: Date.now() - 120_000 });
     await q.add('hosting.create', {});
-    expect(await client.lrange(`${PREFIX}:${name}:wait`, 0, -1)).toEqual(['3', older.id, job.id]);
+    expect(await mq.client.lrange(`${PREFIX}:${name}:wait`, 0, -1)).toEqual(['3', older.id, job.id]);
     const after = await collect(name);
     expect(after.oldestWaitingAt?.getTime()).toBe(older.timestamp);
   });
@@ -254,9 +219,9 @@ describe('backoff strategies after a retry (hashes as BullMQ leaves them)', () =
   it.each(cases)('%s', async (label, backoff, expected) => {
     const name = `backoff-${label.replace(/\W+/g, '-')}`;
     const key = `${PREFIX}:${name}`;
-    await client.hset(`${key}:meta`, 'opts.maxLenEvents', '10000');
-    await client.lpush(`${key}:wait`, '1');
-    await client.hset(`${key}:1`, {
+    await mq.client.hset(`${key}:meta`, 'opts.maxLenEvents', '10000');
+    await mq.client.lpush(`${key}:wait`, '1');
+    await mq.client.hset(`${key}:1`, {
       name: 'job',
       data: '{}',
       opts: JSON.stringify({ attempts: 5, ...(backoff === undefined ? {} : { backoff }) }),
