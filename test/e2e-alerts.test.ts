@@ -214,7 +214,8 @@ describe.runIf(shouldRunWith('prometheus', 'prometheus-alertmanager'))('an alert
         await worker.waitUntilReady();
         // A healthy flow first: three jobs completed, and Prometheus has them counted.
         await queue.addBulk([1, 2, 3].map((n) => ({ name: 'send', data: { n } })));
-        await waitFor('three completions of the healthy worker in Prometheus', async () => ((await value(`ops_queue_jobs_completed_total${selector}`)) === '3' ? true : undefined), 30_000, 200);
+        const completed = () => value(`ops_queue_jobs_completed_total${selector}`);
+        await waitFor('three completions of the healthy worker in Prometheus', async () => ((await completed()) === '3' ? true : undefined), 30_000, 200);
         expect(await value(`ops_queue_jobs_failed_total${selector}`)).toBe('0');
         let stalledAt = 0;
         await pagesAndResolves(
@@ -233,13 +234,13 @@ describe.runIf(shouldRunWith('prometheus', 'prometheus-alertmanager'))('an alert
             // While it paged, the worker was connected all along and nothing had finished since the healthy three.
             const since = `${Math.ceil((Date.now() - stalledAt) / 1000)}s`;
             expect(await value(`min_over_time(ops_queue_workers${selector}[${since}])`)).toBe('1');
-            expect(await value(`ops_queue_jobs_completed_total${selector}`)).toBe('3');
+            expect(await completed()).toBe('3');
             expect(await value(`ops_queue_jobs_failed_total${selector}`)).toBe('0');
             release();
             await waitFor('the released worker to complete every job', async () => ((await queue.getCompletedCount()) === 6 ? true : undefined), 10_000);
           },
         );
-        await waitFor('the three released completions in Prometheus', async () => ((await value(`ops_queue_jobs_completed_total${selector}`)) === '6' ? true : undefined), 30_000, 200);
+        await waitFor('the three released completions in Prometheus', async () => ((await completed()) === '6' ? true : undefined), 30_000, 200);
         // OpsQueueNoWorkers was never even pending for this queue: its ALERTS series has no sample since the stack started.
         const sinceStart = `${Math.ceil((Date.now() - stack.startedAt) / 1000)}s`;
         expect(await stack.query(`count_over_time(ALERTS{alertname="OpsQueueNoWorkers", prefix="${redis.prefix}", queue="${STALLED_QUEUE}"}[${sinceStart}])`)).toEqual([]);
