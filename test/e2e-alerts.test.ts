@@ -18,7 +18,7 @@
  * webhook per receiver, to this test) are swapped. The exporter keeps its
  * default stuck threshold (900 s) and only collects every second.
  *
- * The four conditions run concurrently (each has its own alert group), after
+ * The five conditions run concurrently (each has its own alert group), after
  * a healthy baseline has shown that nothing but the Watchdog fires.
  */
 import { Queue, Worker } from 'bullmq';
@@ -38,6 +38,7 @@ const NOTIFY_TIMEOUT_MS = 45_000;
 const CONDITION_TIMEOUT_MS = 2 * NOTIFY_TIMEOUT_MS + 15_000;
 const CRITICAL_SYSTEMS = ['DB_CORE', 'MPANEL_CORE', 'CLOUD_POD'] as const;
 const QUEUE = 'e2e-orders';
+const STALLED_QUEUE = 'e2e-mail';
 
 const iso = (msAgo: number) => new Date(Date.now() - msAgo).toISOString();
 
@@ -185,12 +186,82 @@ describe.runIf(shouldRunWith('prometheus', 'prometheus-alertmanager'))('an alert
         await Promise.all([connection.quit(), workerConnection.quit()]);
       }
     }, CONDITION_TIMEOUT_MS);
+
+    it('a BullMQ worker that completed jobs hangs, connected, while jobs wait: OpsQueueStalled{prefix, queue} pages, not OpsQueueNoWorkers; released, it resolves', async ({
+      expect,
+    }) => {
+      const connection = new Redis(redis.url, { maxRetriesPerRequest: null });
+      const workerConnection = new Redis(redis.url, { maxRetriesPerRequest: null });
+      const queue = new Queue(STALLED_QUEUE, { connection, prefix: redis.prefix });
+      const labels = { prefix: redis.prefix, queue: STALLED_QUEUE };
+      const selector = `{prefix="${redis.prefix}", queue="${STALLED_QUEUE}"}`;
+      const value = async (expr: string) => (await stack.query(expr))[0]?.value[1];
+      // The worker's processor: passes while no gate is set, otherwise holds its job (its lock kept
+      // alive by the worker: active, not stalled in BullMQ's sense) until the gate opens.
+      let gate: { opened: Promise<void>; open: () => void } | undefined;
+      let held = 0;
+      const worker = new Worker(
+        STALLED_QUEUE,
+        async () => {
+          if (!gate) return;
+          held += 1;
+          await gate.opened;
+        },
+        { connection: workerConnection, prefix: redis.prefix, concurrency: 1 },
+      );
+      const release = () => gate?.open();
+      try {
+        await worker.waitUntilReady();
+        // A healthy flow first: three jobs completed, and Prometheus has them counted.
+        await queue.addBulk([1, 2, 3].map((n) => ({ name: 'send', data: { n } })));
+        const completed = () => value(`ops_queue_jobs_completed_total${selector}`);
+        await waitFor('three completions of the healthy worker in Prometheus', async () => ((await completed()) === '3' ? true : undefined), 30_000, 200);
+        expect(await value(`ops_queue_jobs_failed_total${selector}`)).toBe('0');
+        let stalledAt = 0;
+        await pagesAndResolves(
+          expect,
+          { alertname: 'OpsQueueStalled', severity: 'critical', area: 'queues', ...labels },
+          async () => {
+            let open: () => void = () => undefined;
+            const opened = new Promise<void>((resolve) => (open = resolve));
+            gate = { opened, open };
+            stalledAt = Date.now();
+            await queue.addBulk([4, 5, 6].map((n) => ({ name: 'send', data: { n } })));
+            // The worker takes one job and hangs on it; the other two wait behind it.
+            await waitFor('the worker to hold a job', async () => (held === 1 && (await queue.getWaitingCount()) === 2 ? true : undefined), 10_000);
+          },
+          async () => {
+            // While it paged, the worker was connected all along and nothing had finished since the healthy three.
+            const since = `${Math.ceil((Date.now() - stalledAt) / 1000)}s`;
+            expect(await value(`min_over_time(ops_queue_workers${selector}[${since}])`)).toBe('1');
+            expect(await completed()).toBe('3');
+            expect(await value(`ops_queue_jobs_failed_total${selector}`)).toBe('0');
+            release();
+            await waitFor('the released worker to complete every job', async () => ((await queue.getCompletedCount()) === 6 ? true : undefined), 10_000);
+          },
+        );
+        await waitFor('the three released completions in Prometheus', async () => ((await completed()) === '6' ? true : undefined), 30_000, 200);
+        // OpsQueueNoWorkers was never even pending for this queue: its ALERTS series has no sample since the stack started.
+        const sinceStart = `${Math.ceil((Date.now() - stack.startedAt) / 1000)}s`;
+        expect(await stack.query(`count_over_time(ALERTS{alertname="OpsQueueNoWorkers", prefix="${redis.prefix}", queue="${STALLED_QUEUE}"}[${sinceStart}])`)).toEqual([]);
+      } finally {
+        release();
+        await worker.close();
+        await queue.close();
+        await Promise.all([connection.quit(), workerConnection.quit()]);
+      }
+    }, CONDITION_TIMEOUT_MS + 30_000);
   });
 
   describe('afterwards', () => {
-    it('paged for exactly those four alerts, ticketed nothing, and sent the Watchdog only to its own receiver', () => {
+    it('paged for exactly those five alerts, ticketed nothing, and sent the Watchdog only to its own receiver', () => {
       const by = (receiver: string) => new Set(stack.receiver.notifications.filter((n) => n.payload.receiver === receiver).flatMap((n) => n.payload.alerts.map((a) => a.labels.alertname)));
-      expect([...by('ops-pager')].sort()).toEqual(['OpsBackupTooOld', 'OpsCoreNodeDown', 'OpsProvisioningJobsStuck', 'OpsQueueNoWorkers']);
+      expect([...by('ops-pager')].sort()).toEqual(['OpsBackupTooOld', 'OpsCoreNodeDown', 'OpsProvisioningJobsStuck', 'OpsQueueNoWorkers', 'OpsQueueStalled']);
+      // Each queue paged for its own condition only.
+      const pagedQueues = (alertname: string) =>
+        new Set(stack.receiver.notifications.flatMap((n) => n.payload.alerts.filter((a) => a.labels.alertname === alertname).map((a) => a.labels.queue)));
+      expect([...pagedQueues('OpsQueueNoWorkers')]).toEqual([QUEUE]);
+      expect([...pagedQueues('OpsQueueStalled')]).toEqual([STALLED_QUEUE]);
       expect([...by('ops-ticket')]).toEqual([]);
       expect([...by('ops-info')]).toEqual([]);
       expect([...by('ops-watchdog')]).toEqual(['Watchdog']);
