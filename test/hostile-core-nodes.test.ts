@@ -248,13 +248,13 @@ describe('an enum + timestamptz schema (issue 10)', () => {
 
   it('reads the same numbers: priorities, counts, percentages and times through enum labels', async () => {
     await enumDb.admin.query(`
-      INSERT INTO "CoreNode" (id, hostname, role, status, metrics, "lastMetricsAt")
-        SELECT 'b' || i, 'a-bulk-' || i, 'WEB', 'ONLINE', NULL, NULL FROM generate_series(1, 5) i;
-      INSERT INTO "CoreNode" (id, hostname, role, status, metrics, "lastMetricsAt") VALUES
-        ('s1', 'SRV1-WEB', 'WEB', 'ONLINE', jsonb_build_object('cpuPercent', 12.5, 'ramPercent', '50', 'pad', repeat('x', ${MiB})), '2026-06-01 11:00:00+00'),
-        ('s2', 'z-off', 'DATABASE', 'OFFLINE', '{"diskPercent": 101}', '2026-06-01 14:04:00+02'),
-        ('s3', 'z-retired', NULL, 'RETIRED', '[1]', '2026-06-01 12:06:00+00'),
-        ('s4', 'z-null', 'MAIL', NULL, NULL, 'infinity');`);
+      INSERT INTO "CoreNode" (id, hostname, role, status, metrics, "lastMetricsAt", "updatedAt")
+        SELECT 'b' || i, 'a-bulk-' || i, 'WEB', 'ONLINE', NULL, NULL, now() FROM generate_series(1, 5) i;
+      INSERT INTO "CoreNode" (id, hostname, role, status, metrics, "lastMetricsAt", "updatedAt") VALUES
+        ('s1', 'SRV1-WEB', 'WEB', 'ONLINE', jsonb_build_object('cpuPercent', 12.5, 'ramPercent', '50', 'pad', repeat('x', ${MiB})), '2026-06-01 11:00:00+00', now()),
+        ('s2', 'z-off', 'DATABASE', 'OFFLINE', '{"diskPercent": 101}', '2026-06-01 14:04:00+02', now()),
+        ('s3', 'z-retired', NULL, 'RETIRED', '[1]', '2026-06-01 12:06:00+00', now()),
+        ('s4', 'z-null', 'MAIL', NULL, NULL, 'infinity', now());`);
     const { data, bytesReceived } = await collectDirect(enumDb.readerUrl, { expectedNodes: ['SRV1-WEB', 'DB-CORE'], maxNodes: 4 });
     expect(bytesReceived).toBeLessThan(64 * 1024);
     const view = Object.fromEntries(data.nodes.map((n) => [n.hostname, n]));
