@@ -9,9 +9,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { waitFor } from './helpers/app.js';
 import { parseMetrics, value } from './helpers/metrics.js';
 import { freePort } from './helpers/ports.js';
-import { waitFor } from './helpers/app.js';
 
 
 describe('npm run demo', () => {

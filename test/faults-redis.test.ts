@@ -89,7 +89,7 @@ describe('Redis killed and started again', () => {
     loopDelay.enable();
     const statuses = await scraping(async () => {
       await server.kill('SIGKILL');
-      await waitFor(async () => (await up('queues')) === 0, 5_000, 'queues down');
+      await waitFor(async () => (await up('queues')) === 0, 30_000, 'queues down');
       const down = await metrics();
       expect(value(down, 'ops_queue_jobs', { prefix: redis.prefix, queue: 'hosting', state: 'waiting' })).toBeUndefined();
       for (const s of ['core_nodes', 'provisioning', 'security', 'backups']) expect(value(down, 'ops_source_up', { source: s }), `${s}: ${t.app.collection.state(s as SourceName)?.lastError}`).toBe(1);
@@ -143,7 +143,7 @@ describe('Redis hung (SIGSTOP)', () => {
     server.pause();
     try {
       // Every collection from now on waits on a server that does not answer.
-      await waitFor(() => /timed out/.test(t.app.collection.state('queues')?.lastError ?? ''), 8_000, 'a timed-out queues collection');
+      await waitFor(() => /timed out/.test(t.app.collection.state('queues')?.lastError ?? ''), 30_000, 'a timed-out queues collection');
       const state = t.app.collection.state('queues')!;
       expect(state.up).toBe(false);
       // The collection ends at its timeout (1 s), not at some socket timeout

@@ -101,7 +101,7 @@ describe('the read-only role (sql/readonly-role.sql)', () => {
     const asAdmin = await build({ config: loadConfig({ DATABASE_URL: db.adminUrl, REDIS_URL: redis.url, OPS_QUEUE_PREFIXES: redis.prefix }), logStream: logs.stream, startCollection: false });
     await asAdmin.ready();
     try {
-      await waitFor(() => logs.lines().some((l) => /run the exporter as a read-only role/.test(String(l.msg))), 5_000, 'the privilege warning');
+      await waitFor(() => logs.lines().some((l) => /run the exporter as a read-only role/.test(String(l.msg))), 30_000, 'the privilege warning');
       const warning = logs.lines().find((l) => /read-only role/.test(String(l.msg)))!;
       expect(warning.level).toBe(40);
       expect(warning.msg).toBe('the database role "postgres" can do anything (superuser); run the exporter as a read-only role (sql/readonly-role.sql)');

@@ -117,7 +117,7 @@ describe('SIGTERM', () => {
       expect(logLines(e).filter((l) => (l.level ?? 0) >= 50)).toEqual([]);
       expect(e.output()).not.toContain(READER_PASSWORD);
       // The pool is closed: no session of the exporter remains.
-      await waitFor(async () => (await sessions(cluster.adminUrl(), 'platform')).length === 0, 5_000, 'the exporter sessions to end');
+      await waitFor(async () => (await sessions(cluster.adminUrl(), 'platform')).length === 0, 30_000, 'the exporter sessions to end');
     } finally {
       cluster.resume();
       if (e.child.exitCode === null) e.child.kill('SIGKILL');
