@@ -11,6 +11,19 @@ export const RULE_FILES = ['rules/ops-overview.recording.yml', 'rules/ops-overvi
 /** The exporter's scrape job name (the `job` label that `selectors.exporterJob` matches). */
 export const EXPORTER_JOB = 'ops-overview';
 
+/** The scrape job of the exporter's targets. */
+function exporterScrapeJob(staticConfigs: Array<{ targets: string[]; labels?: Record<string, string> }>): object {
+  const s = config.stack;
+  return {
+    job_name: EXPORTER_JOB,
+    metrics_path: '/metrics',
+    scrape_interval: s.scrapeInterval,
+    scrape_timeout: s.scrapeTimeout,
+    ...(s.exporterCredentialsFile ? { authorization: { type: 'Bearer', credentials_file: s.exporterCredentialsFile } } : {}),
+    static_configs: staticConfigs,
+  };
+}
+
 /** The prometheus.yml document. */
 export function prometheusDocument(): object {
   const s = config.stack;
@@ -25,14 +38,7 @@ export function prometheusDocument(): object {
       alertmanagers: [{ static_configs: [{ targets: [s.alertmanagerTarget] }] }],
     },
     scrape_configs: [
-      {
-        job_name: EXPORTER_JOB,
-        metrics_path: '/metrics',
-        scrape_interval: s.scrapeInterval,
-        scrape_timeout: s.scrapeTimeout,
-        ...(s.exporterCredentialsFile ? { authorization: { type: 'Bearer', credentials_file: s.exporterCredentialsFile } } : {}),
-        static_configs: [{ targets: [s.exporterTarget] }],
-      },
+      exporterScrapeJob([{ targets: [s.exporterTarget] }]),
       { job_name: 'prometheus', static_configs: [{ targets: ['localhost:9090'] }] },
       { job_name: 'alertmanager', static_configs: [{ targets: [s.alertmanagerTarget] }] },
     ],
@@ -59,14 +65,7 @@ export function prometheusHaDocument(): object {
       alertmanagers: [{ static_configs: [{ targets: [...ha.alertmanagerTargets] }] }],
     },
     scrape_configs: [
-      {
-        job_name: EXPORTER_JOB,
-        metrics_path: '/metrics',
-        scrape_interval: s.scrapeInterval,
-        scrape_timeout: s.scrapeTimeout,
-        ...(s.exporterCredentialsFile ? { authorization: { type: 'Bearer', credentials_file: s.exporterCredentialsFile } } : {}),
-        static_configs: Object.entries(ha.platforms).map(([platform, targets]) => ({ targets: [...targets], labels: { [config.platformLabel]: platform } })),
-      },
+      exporterScrapeJob(Object.entries(ha.platforms).map(([platform, targets]) => ({ targets: [...targets], labels: { [config.platformLabel]: platform } }))),
       { job_name: 'prometheus', static_configs: [{ targets: ['localhost:9090'] }] },
       { job_name: 'alertmanager', static_configs: [{ targets: [...ha.alertmanagerTargets] }] },
     ],

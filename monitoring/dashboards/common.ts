@@ -4,6 +4,8 @@
  */
 import * as common from '@grafana/grafana-foundation-sdk/common';
 import {
+  DashboardBuilder,
+  DashboardCursorSync,
   DashboardLinkBuilder,
   DashboardLinkType,
   DatasourceVariableBuilder,
@@ -23,6 +25,7 @@ import { DataqueryBuilder, PromQueryFormat } from '@grafana/grafana-foundation-s
 import { config } from '../config.js';
 import { exporterUp, withMatcher } from '../promql.js';
 import { RECORDED } from '../rules.js';
+import { DASHBOARD_UIDS } from './ids.js';
 
 /** Every query and panel reads the `datasource` variable. */
 export const DATASOURCE: common.DataSourceRef = { type: 'prometheus', uid: '${datasource}' };
@@ -215,4 +218,22 @@ export function withoutLinkPlacement(dashboard: Dashboard): Dashboard {
     if (p.type !== 'row') strip((p as { links?: { placement?: unknown }[] }).links);
   }
   return dashboard;
+}
+
+/**
+ * A dashboard of the bundle: its uid, tags, time settings, shared crosshair
+ * and the datasource and platform variables every dashboard has.
+ */
+export function bundleDashboard(title: string, uid: keyof typeof DASHBOARD_UIDS, description: string): DashboardBuilder {
+  return new DashboardBuilder(title)
+    .uid(DASHBOARD_UIDS[uid])
+    .description(description)
+    .tags(['ops-overview'])
+    .editable()
+    .timezone('browser')
+    .time({ from: 'now-6h', to: 'now' })
+    .refresh(config.grafana.refresh)
+    .tooltip(DashboardCursorSync.Crosshair)
+    .withVariable(datasourceVariable())
+    .withVariable(platformVariable());
 }

@@ -4,7 +4,7 @@
  * process costs (memory, CPU, event-loop lag, heap).
  */
 import * as common from '@grafana/grafana-foundation-sdk/common';
-import { DashboardBuilder, DashboardCursorSync, type Dashboard } from '@grafana/grafana-foundation-sdk/dashboard';
+import type { Dashboard } from '@grafana/grafana-foundation-sdk/dashboard';
 import { PanelBuilder as StatBuilder } from '@grafana/grafana-foundation-sdk/stat';
 import { PanelBuilder as TableBuilder } from '@grafana/grafana-foundation-sdk/table';
 import { PanelBuilder as TimeseriesBuilder } from '@grafana/grafana-foundation-sdk/timeseries';
@@ -12,13 +12,12 @@ import { config } from '../config.js';
 import { acrossReplicas, by, durationSeconds, exporterUp, sel } from '../promql.js';
 import { PROCESS_METRICS } from '../process-metrics.js';
 import {
+  bundleDashboard,
   dashedThresholds,
-  datasourceVariable,
   lastValue,
   legend,
   link,
   mergeAndOrganize,
-  platformVariable,
   query,
   tableLegend,
   thresholds,
@@ -27,7 +26,7 @@ import {
   valueMappings,
   withoutLinkPlacement,
 } from './common.js';
-import { DASHBOARD_UIDS, dashboardPath, firingAlertsUrl, EXPORTER_PANELS as P } from './ids.js';
+import { dashboardPath, firingAlertsUrl, EXPORTER_PANELS as P } from './ids.js';
 
 const upDown = valueMappings({ '0': { text: 'DOWN', color: 'red' }, '1': { text: 'UP', color: 'green' } });
 const job = config.selectors.exporterJob;
@@ -125,17 +124,7 @@ export function exporterDashboard(): Dashboard {
     .transformations([{ id: 'organize', options: { excludeByName: { Time: true, Value: true, __name__: true } } }])
     .unit('short');
 
-  const dashboard = new DashboardBuilder('Ops overview: exporter')
-    .uid(DASHBOARD_UIDS.exporter)
-    .description('Health of the ops-overview exporter itself: scrapes, sources, durations, errors, scrape size, and the process (memory, CPU, event-loop lag, heap).')
-    .tags(['ops-overview'])
-    .editable()
-    .timezone('browser')
-    .time({ from: 'now-6h', to: 'now' })
-    .refresh(config.grafana.refresh)
-    .tooltip(DashboardCursorSync.Crosshair)
-    .withVariable(datasourceVariable())
-    .withVariable(platformVariable())
+  const dashboard = bundleDashboard('Ops overview: exporter', 'exporter', 'Health of the ops-overview exporter itself: scrapes, sources, durations, errors, scrape size, and the process (memory, CPU, event-loop lag, heap).')
     .link(link('Ops overview', dashboardPath('overview')))
     .link(link('Firing exporter alerts', firingAlertsUrl('exporter'), false))
     .withPanel(up)

@@ -5,7 +5,7 @@
  */
 import * as common from '@grafana/grafana-foundation-sdk/common';
 import type * as cog from '@grafana/grafana-foundation-sdk/cog';
-import { DashboardBuilder, DashboardCursorSync, RowBuilder, type Dashboard, type Panel } from '@grafana/grafana-foundation-sdk/dashboard';
+import { RowBuilder, type Dashboard, type Panel } from '@grafana/grafana-foundation-sdk/dashboard';
 import { PanelBuilder as BarGaugeBuilder } from '@grafana/grafana-foundation-sdk/bargauge';
 import { HeatmapColorMode, HeatmapColorOptionsBuilder, PanelBuilder as HeatmapBuilder, YAxisConfigBuilder } from '@grafana/grafana-foundation-sdk/heatmap';
 import { PromQueryFormat } from '@grafana/grafana-foundation-sdk/prometheus';
@@ -17,8 +17,8 @@ import { config, type BackupResourceType } from '../config.js';
 import { acrossReplicas, by, exporterUp, histSel, humanizeDuration, oneOf, sel } from '../promql.js';
 import { errorBudget, RECORDED, SLO_EXPR, sloRecord } from '../rules.js';
 import {
+  bundleDashboard,
   dashedThresholds,
-  datasourceVariable,
   fixedColor,
   labelVariable,
   lastValue,
@@ -29,12 +29,11 @@ import {
   tableLegend,
   thresholds,
   thresholdsOverride,
-  platformVariable,
   unitOverride,
   valueMappings,
   withoutLinkPlacement,
 } from './common.js';
-import { DASHBOARD_UIDS, dashboardPath, firingAlertsUrl, OVERVIEW_PANELS as P } from './ids.js';
+import { dashboardPath, firingAlertsUrl, OVERVIEW_PANELS as P } from './ids.js';
 
 const c = config;
 
@@ -559,17 +558,7 @@ function backupsRow(): Section {
 
 /** The Ops overview dashboard as Grafana JSON. */
 export function overviewDashboard(): Dashboard {
-  const builder = new DashboardBuilder('Ops overview')
-    .uid(DASHBOARD_UIDS.overview)
-    .description('Is every part of the platform working? First row: one number per area, coloured at the alert thresholds. Below: one row per area.')
-    .tags(['ops-overview'])
-    .editable()
-    .timezone('browser')
-    .time({ from: 'now-6h', to: 'now' })
-    .refresh(config.grafana.refresh)
-    .tooltip(DashboardCursorSync.Crosshair)
-    .withVariable(datasourceVariable())
-    .withVariable(platformVariable())
+  const builder = bundleDashboard('Ops overview', 'overview', 'Is every part of the platform working? First row: one number per area, coloured at the alert thresholds. Below: one row per area.')
     .withVariable(labelVariable('queue', 'Queue', sel('queueJobs'), 'BullMQ queues shown on the Queues row.'))
     .link(link('Exporter', dashboardPath('exporter')))
     .link(link('Firing alerts', firingAlertsUrl(), false))
