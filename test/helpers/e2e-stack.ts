@@ -423,6 +423,23 @@ function startPrometheus(dir: string, name: string, render: (port: number) => ob
   );
 }
 
+/** Stops what `stoppers` holds, newest first, each failure ignored; empties it. */
+function stopInReverse(stoppers: (() => Promise<unknown>)[]): () => Promise<void> {
+  return async () => {
+    for (const stop of stoppers.reverse()) await stop().catch(() => undefined);
+    stoppers.length = 0;
+  };
+}
+
+/** What every stack starts first: its temporary folder and the webhook receiver, registered in `stoppers`. */
+async function startStackBase(label: string, stoppers: (() => Promise<unknown>)[]) {
+  const dir = await tempDir(`e2e-${label}`);
+  stoppers.push(dir.cleanup);
+  const receiver = await startWebhookReceiver();
+  stoppers.push(receiver.close);
+  return { dir, receiver };
+}
+
 /**
  * Starts the webhook receiver, Alertmanager, the exporter and Prometheus
  * (in that order: each needs the address of the one before), with the
@@ -430,15 +447,9 @@ function startPrometheus(dir: string, name: string, render: (port: number) => ob
  */
 export async function startE2EStack(opts: E2EStackOptions): Promise<E2EStack> {
   const stoppers: (() => Promise<unknown>)[] = [];
-  const stopAll = async () => {
-    for (const stop of stoppers.reverse()) await stop().catch(() => undefined);
-    stoppers.length = 0;
-  };
+  const stopAll = stopInReverse(stoppers);
   try {
-    const dir = await tempDir(`e2e-${opts.label}`);
-    stoppers.push(dir.cleanup);
-    const receiver = await startWebhookReceiver();
-    stoppers.push(receiver.close);
+    const { dir, receiver } = await startStackBase(opts.label, stoppers);
 
     const am = await startAlertmanager(dir.path, 'am', await writeAlertmanagerConfig(dir.path, receiver.base));
     stoppers.push(am.stop);
@@ -539,15 +550,9 @@ export interface HaStack {
  */
 export async function startHaStack(opts: { label: string; platforms: HaPlatform[]; alertmanagers: number; prometheus: number }): Promise<HaStack> {
   const stoppers: (() => Promise<unknown>)[] = [];
-  const stopAll = async () => {
-    for (const stop of stoppers.reverse()) await stop().catch(() => undefined);
-    stoppers.length = 0;
-  };
+  const stopAll = stopInReverse(stoppers);
   try {
-    const dir = await tempDir(`e2e-${opts.label}`);
-    stoppers.push(dir.cleanup);
-    const receiver = await startWebhookReceiver();
-    stoppers.push(receiver.close);
+    const { dir, receiver } = await startStackBase(opts.label, stoppers);
 
     const amConfig = await writeAlertmanagerConfig(dir.path, receiver.base);
     const gossipPorts: number[] = [];
