@@ -162,23 +162,29 @@ describe('pg_sleep behind a view', () => {
     }
   }
 
-  const ownSessionsIdle = (app: TestApp) =>
-    waitFor(async () => (await sessions(app.db.adminUrl, app.db.name)).every((r) => r.state === 'idle'), HANG_GUARD_MS, 'the exporter\'s sessions to go idle');
+  /**
+   * One security collection of `own`, its sessions watched until the server
+   * is idle again (the cancel request is a new connection, and crosses the
+   * machine's load): a statement left running after collect() returned is
+   * seen. Returns what was seen and when collect() returned.
+   */
+  async function collectWatched(own: TestApp): Promise<{ seen: SessionRow[][]; returnedAfterMs: number }> {
+    let returnedAfterMs = 0;
+    const { seen } = await watchSessions(async () => {
+      const started = performance.now();
+      await own.app.collection.collect('security');
+      returnedAfterMs = performance.now() - started;
+      await waitFor(async () => (await exporterSessions()).every((r) => r.state === 'idle'), HANG_GUARD_MS, 'the exporter\'s sessions to go idle');
+    });
+    return { seen, returnedAfterMs };
+  }
 
   it('one slow statement: cancelled by statement_timeout at the timeout', async () => {
     await replaceWithSlowView('ShieldPolicy', 30);
     try {
       await withSecurityTimeout(TIMEOUT_S, async (own) => {
-        let returnedAfterMs = 0;
-        // Watched until the server is idle again (the cancel request is a new
-        // connection, and crosses the machine's load): without it, the 30 s
-        // sleep would run on to its own statement_timeout, and be seen.
-        const { seen } = await watchSessions(async () => {
-          const started = performance.now();
-          await own.app.collection.collect('security');
-          returnedAfterMs = performance.now() - started;
-          await ownSessionsIdle(own);
-        });
+        // Without the cancel, the 30 s sleep would run on to its own statement_timeout, and be seen.
+        const { seen, returnedAfterMs } = await collectWatched(own);
         // collect() returns once the I/O has settled: the server stopped at the timeout.
         expect(returnedAfterMs).toBeLessThan((TIMEOUT_S + CLIENT_SLACK_S) * 1000);
         expect(own.app.collection.state('security')?.up).toBe(false);
@@ -198,15 +204,7 @@ describe('pg_sleep behind a view', () => {
     await replaceWithSlowView('GuardianFinding', 30);
     try {
       await withSecurityTimeout(6, async (own) => {
-        let returnedAfterMs = 0;
-        // Watched until the server is idle again: a statement left running
-        // after collect() returned would be seen.
-        const { seen } = await watchSessions(async () => {
-          const started = performance.now();
-          await own.app.collection.collect('security');
-          returnedAfterMs = performance.now() - started;
-          await ownSessionsIdle(own);
-        });
+        const { seen, returnedAfterMs } = await collectWatched(own);
         // collect() returns once the I/O has settled, not at 5.5 + 6 s.
         expect(returnedAfterMs).toBeLessThan((6 + CLIENT_SLACK_S - 2) * 1000);
         const state = own.app.collection.state('security')!;
