@@ -421,7 +421,7 @@ export async function measureStartup(ctx: PhaseContext, port: number, timeoutMs:
 
 /** The flow phase: jobs finishing at a rate in PostgreSQL and in BullMQ. */
 export interface FlowResult {
-  /** Seconds between the start and end markers. */
+  /** Seconds jobs were finishing between the markers (from the start marker's resume to the end marker's pause). */
   seconds: number;
   /** ProvisioningJob rows finished between the markers (brute force) and the exporter's increments, by "type/status". */
   provisioning: { bruteForce: Record<string, number>; exporter: Record<string, number>; equal: boolean; lateCommits: number };
@@ -495,9 +495,10 @@ export async function measureFlow(ctx: PhaseContext, exporter: ExporterProcess, 
     await new Promise((r) => setTimeout(r, 16_000));
     const mark = async () => {
       await Promise.all([ctx.writer.pauseFinishing(true), workers.pause()]);
+      const pausedAt = Date.now();
       const at = await dbNow(ctx.db.adminUrl);
       const m = await quietCounters(exporter, 3);
-      return { at, m, w: workers.snapshot(), late: ctx.writer.lateCommits };
+      return { at, pausedAt, m, w: workers.snapshot(), late: ctx.writer.lateCommits };
     };
     const resume = async () => {
       await ctx.writer.pauseFinishing(false);
@@ -516,7 +517,8 @@ export async function measureFlow(ctx: PhaseContext, exporter: ExporterProcess, 
     const own = await readClientLog(ctx.redis, EXPORTER_REDIS_CLIENT);
     const redisSeconds = (Date.now() - r0) / 1000;
     const end = await mark();
-    const elapsed = (Date.now() - t0) / 1000;
+    // Finishing ran from the start marker's resume to the end marker's pause.
+    const elapsed = (end.pausedAt - t0) / 1000;
 
     const key = (l: Record<string, string>) => `${l.type}/${l.status}`;
     const exporterJobs = diff(sumCounter(start.m, 'ops_provisioning_jobs_finished_total', key), sumCounter(end.m, 'ops_provisioning_jobs_finished_total', key));
