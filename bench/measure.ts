@@ -244,6 +244,8 @@ export async function measureSteady(ctx: PhaseContext, exporter: ExporterProcess
 export interface RedisResult {
   collections: number;
   delta: RedisDelta;
+  /** The exporter's own commands over the same window from SLOWLOG: the flow phase's method, checked against commandstats here. */
+  own: ClientCommands;
 }
 
 /** Reads Redis's counters around `seconds` of queue collections, with the writer's BullMQ adds paused. */
@@ -252,11 +254,13 @@ export async function measureRedis(ctx: PhaseContext, exporter: ExporterProcess,
   try {
     await new Promise((r) => setTimeout(r, 1000));
     const c0 = collections(await exporter.metrics()).queues ?? 0;
+    await startClientLog(ctx.redis);
     const s0 = await snapshot(ctx.redis);
     await new Promise((r) => setTimeout(r, seconds * 1000));
     const s1 = await snapshot(ctx.redis);
+    const own = await readClientLog(ctx.redis, EXPORTER_REDIS_CLIENT);
     const c1 = collections(await exporter.metrics()).queues ?? 0;
-    return { collections: c1 - c0, delta: delta(s0, s1) };
+    return { collections: c1 - c0, delta: delta(s0, s1), own };
   } finally {
     ctx.writer.pauseBull(false);
   }

@@ -260,6 +260,12 @@ export function renderReport(r: BenchResults): string {
   out.push(
     `| exporter, steady (${r.redis.collections} collections) | ${describeRedis(r.redis.delta, EXPORTER_REDIS_COMMANDS, r.redis.collections)} | ${ms(redisMs)} | ${ms(r.redis.delta.cpuUsec / r.redis.collections / 1000)} | ${inner(EXPORTER_REDIS_COMMANDS, r.redis.delta, r.redis.collections)} |`,
   );
+  if (r.redis.own) {
+    const o = r.redis.own;
+    out.push(
+      `| the same window from SLOWLOG, the exporter's connection only (the flow phase's method) | ${[...o.commands].map(([k, v]) => `${k} ${n(v.calls / r.redis.collections)}× ${ms(v.usec / r.redis.collections / 1000)}`).join(', ')} | ${ms(o.usec / r.redis.collections / 1000)} | | |`,
+    );
+  }
   const sent = [...r.naive.redis.sent.keys()];
   out.push(
     `| naive: BullMQ getJobCounts + getWorkersCount + isPaused + getJobs(oldest) per queue (${r.naive.redis.collections} collections) | ${describeRedis(r.naive.redis.delta, sent, r.naive.redis.collections)} | ${ms(naiveRedisMs)} | ${ms(r.naive.redis.delta.cpuUsec / r.naive.redis.collections / 1000)} | ${inner(sent, r.naive.redis.delta, r.naive.redis.collections)} |`,
