@@ -26,7 +26,7 @@ import { prepareRecentJobs, SCALES, type ScaleName } from './dataset.js';
 import { applyReaderRole, ensureDatabases, ensureQueues, type BenchDatabase } from './datasets.js';
 import { StatementStats } from './db-stats.js';
 import { freePort } from '../test/helpers/ports.js';
-import { waitForCollections } from './exporter-process.js';
+import { waitForCollections, type ExporterProcess } from './exporter-process.js';
 import { checkExactness, EXPORTER_REDIS_COMMANDS, measureCold, measureFlow, measureNaive, measureRedis, measureScrapes, measureStartup, measureSteady, startSteadyWithPlans, type PhaseContext, type ScrapeResult } from './measure.js';
 import { FlowWorkers } from './queue-workers.js';
 import { openWorkerConnections } from './queue-dataset.js';
@@ -187,6 +187,10 @@ async function measureDatabase(
     cleanups.push(() => exporter.stop());
     try {
       await new Promise((r) => setTimeout(r, 3000));
+      // The start-up recount spans collections on a big window (about 75 s at
+      // xlarge): a window measured while it runs is not the steady state.
+      const recountMs = await waitForWindowComplete(exporter, 600_000);
+      if (recountMs > 0) log(`${db.name}: waited ${(recountMs / 1000).toFixed(0)} s more for the start-up recount to finish`);
       log(`${db.name}: measuring ${windowSeconds} s of steady state`);
       const steady = await measureSteady(ctx, exporter, windowSeconds);
       log(`${db.name}: ${(steady.db.fullExecMs + steady.db.fullPlanMs).toFixed(2)} ms DB per full collection`);
@@ -240,6 +244,17 @@ async function measureDatabase(
     await removeWrites(db.adminUrl, db.manifest.shieldEvents);
   }
   return { run, writer: writer.stats(), main };
+}
+
+/** Waits until the Shield window is complete (the start-up recount done); returns how long that took, ms. */
+async function waitForWindowComplete(exporter: ExporterProcess, timeoutMs: number): Promise<number> {
+  const t = Date.now();
+  for (;;) {
+    const m = await exporter.metrics();
+    if (m.value('ops_shield_window_complete') === 1 && m.value('ops_shield_recount_progress_ratio') === 1) return Date.now() - t;
+    if (Date.now() - t > timeoutMs) throw new Error(`the Shield window was not complete after ${timeoutMs / 1000} s`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
 }
 
 /** The steady DB time of a previous run (its JSON), for a comparison across scales. */
