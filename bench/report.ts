@@ -173,7 +173,9 @@ export function renderReport(r: BenchResults): string {
   }
   const f = r.flow;
   const flowDb = steadyTotal(f.steady);
-  const flowRedisMs = f.redis.own.usec / Math.max(1, f.redis.collections) / 1000;
+  // Discovery's SCAN pass (every 60 s) is amortized in its own rows: left out here when one fell in the window.
+  const flowScan = f.redis.own.commands.get('scan') ?? { calls: 0, usec: 0 };
+  const flowRedisMs = (f.redis.own.usec - flowScan.usec) / Math.max(1, f.redis.collections) / 1000;
   const pgFinished = Object.values(f.provisioning.bruteForce).reduce((a, b) => a + b, 0);
   const bullFinished = [...Object.values(f.queues.workers.completed), ...Object.values(f.queues.workers.failed)].reduce((a, b) => a + b, 0);
   const provOwner = (x: SteadyResult) => x.db.perOwner.find((o) => o.owner === 'provisioning');
@@ -182,7 +184,7 @@ export function renderReport(r: BenchResults): string {
     `| DB time per full collection with jobs finishing (flow: ${n(pgFinished / f.seconds, 1)} jobs/s in PostgreSQL, ${n(bullFinished / f.seconds, 1)}/s in BullMQ) | ${ms(flowDb)} (${signedMs(flowDb - steady)} over the steady state; provisioning ${ms(provMs(r.main.steady))} → ${ms(provMs(f.steady))}) | | | ≤ ${GOALS.steadyMs} ms | ${mark(flowDb <= GOALS.steadyMs)} |`,
   );
   out.push(
-    `| Redis time per queue collection with jobs finishing (the exporter's own commands by client name, SLOWLOG; ${f.redis.collections} collections) | ${ms(flowRedisMs)} (${signedMs(flowRedisMs - redisMs)}) | | | ≤ ${GOALS.redisMs} ms | ${mark(flowRedisMs <= GOALS.redisMs)} |`,
+    `| Redis time per queue collection with jobs finishing (the exporter's own commands by client name, SLOWLOG; ${f.redis.collections} collections${flowScan.calls ? `; a discovery pass fell in the window and is left out: ${n(flowScan.calls)} SCAN calls, ${ms(flowScan.usec / 1000)}` : ''}) | ${ms(flowRedisMs)} (${signedMs(flowRedisMs - redisMs)}) | | | ≤ ${GOALS.redisMs} ms | ${mark(flowRedisMs <= GOALS.redisMs)} |`,
   );
   out.push(
     `| Redis time per queue collection (${s.queues} queues: counts, oldest waiting, workers, paused) | ${ms(redisMs)} | ${ms(naiveRedisMs)} | ${n(naiveRedisMs / redisMs, 1)}× | ≤ ${GOALS.redisMs} ms | ${mark(redisMs <= GOALS.redisMs)} |`,
