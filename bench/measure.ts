@@ -8,14 +8,21 @@ import { markServerCpu, ownerOf, readPlans, logOffset, serverCpuSince, setAutoEx
 import { DB_SOURCES, ALL_SOURCES, collections, startExporter, waitForCollections, type ExporterProcess, type ParsedMetrics } from './exporter-process.js';
 import { runLoad, type LoadResult } from './http-load.js';
 import { NaiveQueues, naivePlans, naiveSqlCollection } from './naive.js';
-import { delta, snapshot, sumOf, type RedisDelta } from './redis-stats.js';
+import { delta, readClientLog, snapshot, startClientLog, sumOf, type ClientCommands, type RedisDelta } from './redis-stats.js';
+import type { FlowCounts, FlowWorkers } from './queue-workers.js';
+import { request } from 'node:http';
 import { freePort } from '../test/helpers/ports.js';
 import type { BenchDatabase } from './datasets.js';
 import { NAIVE_ROLE, READER_ROLE } from './datasets.js';
 import type { SteadyWriter } from './writer.js';
 
-/** Commands the exporter sends itself (the rest in commandstats run inside its script). */
-export const EXPORTER_REDIS_COMMANDS = ['evalsha', 'eval', 'client|list', 'scan', 'script|load'] as const;
+/**
+ * Commands the exporter sends itself (the rest in commandstats run inside its
+ * scripts); XINFO STREAM and XRANGE read the events streams (queue flow).
+ */
+export const EXPORTER_REDIS_COMMANDS = ['evalsha', 'eval', 'client|list', 'scan', 'script|load', 'xinfo|stream', 'xrange'] as const;
+/** The exporter's Redis connection name (src/redis.ts). */
+export const EXPORTER_REDIS_CLIENT = 'ops-overview-exporter';
 
 /** Everything one phase needs. */
 export interface PhaseContext {
@@ -237,6 +244,8 @@ export async function measureSteady(ctx: PhaseContext, exporter: ExporterProcess
 export interface RedisResult {
   collections: number;
   delta: RedisDelta;
+  /** The exporter's own commands over the same window from SLOWLOG: the flow phase's method, checked against commandstats here. */
+  own: ClientCommands;
 }
 
 /** Reads Redis's counters around `seconds` of queue collections, with the writer's BullMQ adds paused. */
@@ -245,11 +254,13 @@ export async function measureRedis(ctx: PhaseContext, exporter: ExporterProcess,
   try {
     await new Promise((r) => setTimeout(r, 1000));
     const c0 = collections(await exporter.metrics()).queues ?? 0;
+    await startClientLog(ctx.redis);
     const s0 = await snapshot(ctx.redis);
     await new Promise((r) => setTimeout(r, seconds * 1000));
     const s1 = await snapshot(ctx.redis);
+    const own = await readClientLog(ctx.redis, EXPORTER_REDIS_CLIENT);
     const c1 = collections(await exporter.metrics()).queues ?? 0;
-    return { collections: c1 - c0, delta: delta(s0, s1) };
+    return { collections: c1 - c0, delta: delta(s0, s1), own };
   } finally {
     ctx.writer.pauseBull(false);
   }
@@ -312,16 +323,249 @@ export interface ScrapeResult extends LoadResult {
   tool: 'autocannon';
   connections: number;
   seconds: number;
+  /** Bytes of one /metrics answer as sent, uncompressed and with Accept-Encoding: gzip (as Prometheus asks). */
   bytes: number;
+  gzipBytes: number;
   series: number;
+}
+
+/** Bytes /metrics sends with Accept-Encoding `encoding`, as they come off the socket (fetch would decompress). */
+export function rawBodyBytes(url: string, encoding: string): Promise<{ bytes: number; contentEncoding: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { headers: { 'accept-encoding': encoding } }, (res) => {
+      let bytes = 0;
+      res.on('data', (chunk: Buffer) => (bytes += chunk.length));
+      res.on('end', () => resolve({ bytes, contentEncoding: String(res.headers['content-encoding'] ?? 'identity') }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end();
+  });
 }
 
 export async function measureScrapes(exporter: ExporterProcess, connections: number, seconds: number): Promise<ScrapeResult> {
   const body = await (await fetch(`${exporter.url}/metrics`)).text();
   const series = body.split('\n').filter((l) => l !== '' && !l.startsWith('#')).length;
   const url = `${exporter.url}/metrics`;
+  const identity = await rawBodyBytes(url, 'identity');
+  const gz = await rawBodyBytes(url, 'gzip');
   const r = await runLoad(url, { connections, seconds });
-  return { ...r, tool: 'autocannon', connections, seconds, bytes: Buffer.byteLength(body), series };
+  return { ...r, tool: 'autocannon', connections, seconds, bytes: identity.bytes, gzipBytes: gz.contentEncoding === 'gzip' ? gz.bytes : NaN, series };
+}
+
+/** What a fresh exporter at its default schedule does after start. */
+export interface StartupResult {
+  /** Milliseconds from spawning the exporter until each source first reported up (absent: never within the wait). */
+  upMs: Record<string, number>;
+  /** Until all five sources were up at once. */
+  allUpMs: number;
+  /** Until ops_shield_window_complete was 1 (the start-up recount done). */
+  windowCompleteMs: number;
+  /** ops_shield_recount_duration_seconds once complete: the recount from its first chunk to its last. */
+  recountSeconds: number;
+  /** Recount chunk statements run (pg_stat_statements) and their DB time, until the window was complete. */
+  chunks: number;
+  chunkDbMs: number;
+  /** Security collections until the window was complete. */
+  securityCollections: number;
+  /** ops_exporter_index_missing: indexes checked and those reported missing or invalid. */
+  indexesChecked: number;
+  indexesMissing: string[];
+}
+
+/** A recount chunk: the window's seconds in [from, to) with no id bound (the future edge has one). */
+export function isRecountChunk(query: string): boolean {
+  return /FROM "ShieldEvent"/.test(query) && /floor\(extract\((epoch|\$\d+) FROM "timestamp"\)\)::float8 AS sec/.test(query) && !/"id" <=/.test(query) && !/CASE WHEN "timestamp"/.test(query);
+}
+
+/**
+ * Starts an exporter at its default schedule and watches /metrics from the
+ * moment it is spawned until the Shield window is complete and every source
+ * is up (or `timeoutMs`). Hands the exporter back running.
+ */
+export async function measureStartup(ctx: PhaseContext, port: number, timeoutMs: number): Promise<{ exporter: ExporterProcess; startup: StartupResult }> {
+  await ctx.stats.reset(READER_ROLE, ctx.db.name);
+  const t0 = Date.now();
+  const exporter = await startExporter({ databaseUrl: ctx.db.readerUrl, redisUrl: ctx.redisUrl, queuePrefix: ctx.queuePrefix, port, nodeOptions: ctx.exporterNodeOptions });
+  const upMs: Record<string, number> = {};
+  let allUpMs = NaN;
+  let windowCompleteMs = NaN;
+  let m: ParsedMetrics | undefined;
+  try {
+    while (Date.now() - t0 < timeoutMs) {
+      m = await exporter.metrics();
+      const at = Date.now() - t0;
+      for (const s of [...ALL_SOURCES, 'indexes']) if (upMs[s] === undefined && m.value('ops_source_up', { source: s }) === 1) upMs[s] = at;
+      if (Number.isNaN(allUpMs) && ALL_SOURCES.every((s) => upMs[s] !== undefined)) allUpMs = at;
+      if (Number.isNaN(windowCompleteMs) && m.value('ops_shield_window_complete') === 1) windowCompleteMs = at;
+      if (!Number.isNaN(allUpMs) && !Number.isNaN(windowCompleteMs) && upMs.indexes !== undefined) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  } catch (err) {
+    await exporter.stop();
+    throw err;
+  }
+  const chunkStatements = (await ctx.stats.read(READER_ROLE, ctx.db.name)).filter((s) => isRecountChunk(s.query));
+  const index = m?.samples('ops_exporter_index_missing') ?? [];
+  return {
+    exporter,
+    startup: {
+      upMs,
+      allUpMs,
+      windowCompleteMs,
+      recountSeconds: m?.value('ops_shield_recount_duration_seconds') ?? NaN,
+      chunks: chunkStatements.reduce((n, s) => n + s.calls, 0),
+      chunkDbMs: chunkStatements.reduce((n, s) => n + s.execMs + s.planMs, 0),
+      securityCollections: m?.value('ops_source_collections_total', { source: 'security' }) ?? 0,
+      indexesChecked: index.length,
+      indexesMissing: index.filter((s) => s.value !== 0).map((s) => s.labels.index as string),
+    },
+  };
+}
+
+/** The flow phase: jobs finishing at a rate in PostgreSQL and in BullMQ. */
+export interface FlowResult {
+  /** Seconds jobs were finishing between the markers (from the start marker's resume to the end marker's pause). */
+  seconds: number;
+  /** ProvisioningJob rows finished between the markers (brute force) and the exporter's increments, by "type/status". */
+  provisioning: { bruteForce: Record<string, number>; exporter: Record<string, number>; equal: boolean; lateCommits: number };
+  /** BullMQ jobs the workers completed/failed between the markers and the exporter's increments, per queue. */
+  queues: { workers: FlowCounts; exporter: FlowCounts; otherQueues: number; equal: boolean; queueNames: string[] };
+  steady: SteadyResult;
+  /** The exporter's own Redis commands over the window (SLOWLOG by client name), and the queue collections in it. */
+  redis: { collections: number; own: ClientCommands; seconds: number };
+}
+
+function sumCounter(m: ParsedMetrics, name: string, key: (l: Record<string, string>) => string | undefined): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const s of m.samples(name)) {
+    const k = key(s.labels as Record<string, string>);
+    if (k !== undefined) out[k] = (out[k] ?? 0) + s.value;
+  }
+  return out;
+}
+
+function diff(a: Record<string, number>, b: Record<string, number>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const k of new Set([...Object.keys(a), ...Object.keys(b)])) {
+    const d = (b[k] ?? 0) - (a[k] ?? 0);
+    if (d !== 0) out[k] = d;
+  }
+  return out;
+}
+
+function sameCounts(a: Record<string, number>, b: Record<string, number>): boolean {
+  const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
+  return [...keys].every((k) => (a[k] ?? 0) === (b[k] ?? 0));
+}
+
+async function dbNow(url: string): Promise<string> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    return (await c.query<{ t: string }>(`SELECT (clock_timestamp() AT TIME ZONE 'UTC')::timestamp(3)::text AS t`)).rows[0]?.t as string;
+  } finally {
+    await c.end();
+  }
+}
+
+/**
+ * With finishing paused in both PostgreSQL and BullMQ (so nothing is in
+ * flight), waits for `n` more provisioning and queue collections that began
+ * after the pause and reads the exporter's counters.
+ */
+async function quietCounters(exporter: ExporterProcess, n: number): Promise<ParsedMetrics> {
+  const c0 = collections(await exporter.metrics());
+  for (;;) {
+    const m = await exporter.metrics();
+    const c = collections(m);
+    if ((c.provisioning ?? 0) >= (c0.provisioning ?? 0) + n && (c.queues ?? 0) >= (c0.queues ?? 0) + n) return m;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/**
+ * The flow phase on a running exporter: the writer at `jobsPerSecond` and
+ * the workers finishing as many BullMQ jobs; after a warm-up, a start marker
+ * (finishing paused, counters read), a measured window (DB time as
+ * measureSteady, the exporter's Redis commands from SLOWLOG), an end marker;
+ * then the exporter's increments against a brute-force count.
+ */
+export async function measureFlow(ctx: PhaseContext, exporter: ExporterProcess, workers: FlowWorkers, jobsPerSecond: number, seconds: number, baseJobsPerSecond: number): Promise<FlowResult> {
+  ctx.writer.setJobsPerSecond(jobsPerSecond);
+  workers.resume();
+  try {
+    // Jobs take 15 s from creation to finishing: the finishing rate is reached after that.
+    await new Promise((r) => setTimeout(r, 16_000));
+    const mark = async () => {
+      await Promise.all([ctx.writer.pauseFinishing(true), workers.pause()]);
+      const pausedAt = Date.now();
+      const at = await dbNow(ctx.db.adminUrl);
+      const m = await quietCounters(exporter, 3);
+      return { at, pausedAt, m, w: workers.snapshot(), late: ctx.writer.lateCommits };
+    };
+    const resume = async () => {
+      await ctx.writer.pauseFinishing(false);
+      workers.resume();
+    };
+    const start = await mark();
+    const t0 = Date.now();
+    await resume();
+    // Let the burst of jobs held RUNNING during the marker go by.
+    await new Promise((r) => setTimeout(r, 2000));
+    await startClientLog(ctx.redis);
+    const q0 = collections(await exporter.metrics()).queues ?? 0;
+    const r0 = Date.now();
+    const steady = await measureSteady(ctx, exporter, seconds);
+    const q1 = collections(await exporter.metrics()).queues ?? 0;
+    const own = await readClientLog(ctx.redis, EXPORTER_REDIS_CLIENT);
+    const redisSeconds = (Date.now() - r0) / 1000;
+    const end = await mark();
+    // Finishing ran from the start marker's resume to the end marker's pause.
+    const elapsed = (end.pausedAt - t0) / 1000;
+
+    const key = (l: Record<string, string>) => `${l.type}/${l.status}`;
+    const exporterJobs = diff(sumCounter(start.m, 'ops_provisioning_jobs_finished_total', key), sumCounter(end.m, 'ops_provisioning_jobs_finished_total', key));
+    const c = new pg.Client({ connectionString: ctx.db.adminUrl });
+    await c.connect();
+    let brute: Record<string, number> = {};
+    try {
+      const { rows } = await c.query<{ k: string; n: number }>(
+        `SELECT "type" || '/' || "status" AS k, count(*)::int AS n FROM "ProvisioningJob"
+          WHERE "finishedAt" > $1::timestamp AND "finishedAt" <= $2::timestamp AND "status" IN ('COMPLETED', 'FAILED', 'CANCELLED')
+          GROUP BY 1`,
+        [start.at, end.at],
+      );
+      brute = Object.fromEntries(rows.map((r) => [r.k, r.n]));
+    } finally {
+      await c.end();
+    }
+    const prefixKey = (l: Record<string, string>) => (l.prefix === ctx.queuePrefix ? l.queue : undefined);
+    const exporterQueues: FlowCounts = {
+      completed: diff(sumCounter(start.m, 'ops_queue_jobs_completed_total', prefixKey), sumCounter(end.m, 'ops_queue_jobs_completed_total', prefixKey)),
+      failed: diff(sumCounter(start.m, 'ops_queue_jobs_failed_total', prefixKey), sumCounter(end.m, 'ops_queue_jobs_failed_total', prefixKey)),
+    };
+    const workerCounts: FlowCounts = { completed: diff(start.w.completed, end.w.completed), failed: diff(start.w.failed, end.w.failed) };
+    const names = new Set(workers.queueNames);
+    const otherQueues = [...Object.entries(exporterQueues.completed), ...Object.entries(exporterQueues.failed)].filter(([q]) => !names.has(q)).reduce((n, [, v]) => n + v, 0);
+    return {
+      seconds: elapsed,
+      provisioning: { bruteForce: brute, exporter: exporterJobs, equal: sameCounts(brute, exporterJobs), lateCommits: end.late - start.late },
+      queues: {
+        workers: workerCounts,
+        exporter: exporterQueues,
+        otherQueues,
+        equal: sameCounts(workerCounts.completed, exporterQueues.completed) && sameCounts(workerCounts.failed, exporterQueues.failed),
+        queueNames: [...names],
+      },
+      steady,
+      redis: { collections: q1 - q0, own, seconds: redisSeconds },
+    };
+  } finally {
+    await workers.pause();
+    ctx.writer.setJobsPerSecond(baseJobsPerSecond);
+    await ctx.writer.pauseFinishing(false);
+  }
 }
 
 /** The naive implementation's cost on the same data. */

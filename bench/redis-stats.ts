@@ -81,3 +81,57 @@ export function describe(d: RedisDelta, names: readonly string[], per: number): 
 function fmtN(n: number): string {
   return Number.isInteger(n) ? String(n) : n.toFixed(1);
 }
+
+/** One client's own commands over a window, from SLOWLOG (every command logged). */
+export interface ClientCommands {
+  calls: number;
+  usec: number;
+  /** Calls and µs per command (`xinfo|stream` for subcommands). */
+  commands: Map<string, { calls: number; usec: number }>;
+  /** Entries the log held (a full log means commands were dropped). */
+  entries: number;
+}
+
+const CLIENT_LOG_MAX = 500_000;
+const CONTAINER_COMMANDS = new Set(['xinfo', 'client', 'script', 'config', 'object', 'memory']);
+
+/**
+ * Starts logging every command with its execution time (SLOWLOG with a 0 µs
+ * threshold): unlike INFO commandstats, each entry names the client, so one
+ * client's cost can be told apart while others (workers) send the same
+ * commands. The times are the same call() durations commandstats adds up.
+ */
+export async function startClientLog(redis: Redis): Promise<void> {
+  await redis.config('SET', 'slowlog-max-len', String(CLIENT_LOG_MAX));
+  await redis.config('SET', 'slowlog-log-slower-than', '0');
+  await redis.slowlog('RESET');
+}
+
+/** Stops the log started by startClientLog and sums the commands of the clients named `clientName`. */
+export async function readClientLog(redis: Redis, clientName: string): Promise<ClientCommands> {
+  await redis.config('SET', 'slowlog-log-slower-than', '10000');
+  const entries = (await redis.call('SLOWLOG', 'GET', '-1')) as SlowlogEntry[];
+  await redis.slowlog('RESET');
+  await redis.config('SET', 'slowlog-max-len', '128');
+  return sumClientLog(entries, clientName);
+}
+
+/** One SLOWLOG entry: id, Unix time, µs, arguments, client address, client name. */
+export type SlowlogEntry = [number, number, number, string[], string, string];
+
+/** Sums the entries of the clients named `clientName` (pure). */
+export function sumClientLog(entries: readonly SlowlogEntry[], clientName: string): ClientCommands {
+  const out: ClientCommands = { calls: 0, usec: 0, commands: new Map(), entries: entries.length };
+  for (const [, , usec, args, , name] of entries) {
+    if (name !== clientName) continue;
+    const cmd = String(args[0] ?? '').toLowerCase();
+    const key = CONTAINER_COMMANDS.has(cmd) && args[1] ? `${cmd}|${String(args[1]).toLowerCase()}` : cmd;
+    const c = out.commands.get(key) ?? { calls: 0, usec: 0 };
+    c.calls++;
+    c.usec += Number(usec);
+    out.commands.set(key, c);
+    out.calls++;
+    out.usec += Number(usec);
+  }
+  return out;
+}

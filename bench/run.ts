@@ -26,21 +26,25 @@ import { prepareRecentJobs, SCALES, type ScaleName } from './dataset.js';
 import { applyReaderRole, ensureDatabases, ensureQueues, type BenchDatabase } from './datasets.js';
 import { StatementStats } from './db-stats.js';
 import { freePort } from '../test/helpers/ports.js';
-import { startExporter, waitForCollections } from './exporter-process.js';
-import { checkExactness, EXPORTER_REDIS_COMMANDS, measureCold, measureNaive, measureRedis, measureScrapes, measureSteady, startSteadyWithPlans, type PhaseContext, type ScrapeResult } from './measure.js';
+import { waitForCollections, type ExporterProcess } from './exporter-process.js';
+import { checkExactness, EXPORTER_REDIS_COMMANDS, measureCold, measureFlow, measureNaive, measureRedis, measureScrapes, measureStartup, measureSteady, startSteadyWithPlans, type PhaseContext, type ScrapeResult } from './measure.js';
+import { FlowWorkers } from './queue-workers.js';
 import { openWorkerConnections } from './queue-dataset.js';
 import { describe as describeRedis } from './redis-stats.js';
 import { renderReport, type BenchResults, type DbRun } from './report.js';
 import { CACHE_DIR, pgQuery, startPg, startRedis, type PgCluster, type RedisServer } from './services.js';
 import { removeWrites, SteadyWriter, type WriterStats } from './writer.js';
 
-const USAGE = `usage: npm run bench -- [--scale small|large] [options]
-  --scale S            dataset size: small (CI, ~2 min) or large (platform-schema.md's large platform)
+const USAGE = `usage: npm run bench -- [--scale small|large|xlarge] [options]
+  --scale S            dataset size: small (CI, ~2 min), large (platform-schema.md's large platform)
+                       or xlarge (issue 12's ten times the platform; by hand, not in CI)
   --interval S         every source's collection interval during the steady state, seconds (default 1)
   --window S           length of each measured window, seconds (default 20)
   --scrape-seconds S   /metrics load duration (default 20)
   --connections N      concurrent scrapers (default 10)
-  --naive-runs N       naive SQL collections to average (default 5 small, 3 large)
+  --naive-runs N       naive SQL collections to average (default 5 small, 3 large and xlarge)
+  --flow-rate N        jobs finishing a second in the flow phase, in PostgreSQL and in BullMQ each (default 50)
+  --baseline FILE      a previous run's JSON (bench/.cache/results/*.json): its steady DB time beside this one's
   --no-history         skip the history comparison database
   --regenerate         generate the dataset even if a cached one is fresh
   --max-age-hours H    regenerate a cached dataset older than this (default 12)
@@ -59,6 +63,8 @@ const { values } = parseArgs({
     'scrape-seconds': { type: 'string', default: '20' },
     connections: { type: 'string', default: '10' },
     'naive-runs': { type: 'string' },
+    'flow-rate': { type: 'string', default: '50' },
+    baseline: { type: 'string' },
     'no-history': { type: 'boolean', default: false },
     regenerate: { type: 'boolean', default: false },
     'max-age-hours': { type: 'string', default: '12' },
@@ -73,7 +79,7 @@ if (values.help) {
   process.exit(0);
 }
 const scaleName = values.scale as ScaleName;
-if (scaleName !== 'small' && scaleName !== 'large') {
+if (scaleName !== 'small' && scaleName !== 'large' && scaleName !== 'xlarge') {
   console.error(`unknown scale "${values.scale}"\n${USAGE}`);
   process.exit(2);
 }
@@ -82,9 +88,10 @@ const intervalSeconds = Number(values.interval);
 const windowSeconds = Number(values.window);
 const scrapeSeconds = Number(values['scrape-seconds']);
 const connections = Number(values.connections);
-const naiveRuns = Number(values['naive-runs'] ?? (scaleName === 'large' ? 3 : 5));
+const naiveRuns = Number(values['naive-runs'] ?? (scaleName === 'small' ? 5 : 3));
 const maxAgeHours = Number(values['max-age-hours']);
-for (const [k, v] of Object.entries({ intervalSeconds, windowSeconds, scrapeSeconds, connections, naiveRuns, maxAgeHours })) {
+const flowRate = Number(values['flow-rate']);
+for (const [k, v] of Object.entries({ intervalSeconds, windowSeconds, scrapeSeconds, connections, naiveRuns, maxAgeHours, flowRate })) {
   if (!Number.isFinite(v) || v <= 0) {
     console.error(`${k} must be a positive number\n${USAGE}`);
     process.exit(2);
@@ -125,6 +132,11 @@ function environment(pgVersion: string, redisVersion: string): BenchResults['env
   return { cpu: (cpus()[0]?.model ?? 'unknown CPU').replace(/\s+/g, ' ').trim(), cores: cpus().length, postgres: pgVersion, redis: redisVersion, node: process.version };
 }
 
+/** Provisioning jobs the writer creates a second outside the flow phase. */
+const BASE_JOBS_PER_SECOND = 3;
+/** Queues the flow phase's workers take jobs from (the rate is shared among them). */
+const FLOW_QUEUES = 5;
+
 /** What only the main database is measured for. */
 interface MainMeasurements {
   plans: BenchResults['plans'];
@@ -134,6 +146,8 @@ interface MainMeasurements {
   scrapeStress: ScrapeResult;
   peakRssBytes: number;
   naive: BenchResults['naive'];
+  startup: BenchResults['startup'];
+  flow: BenchResults['flow'];
 }
 
 /**
@@ -156,7 +170,7 @@ async function measureDatabase(
   } finally {
     await prep.end();
   }
-  const writer = new SteadyWriter({ adminUrl: db.adminUrl, redisUrl: ctxBase.redisUrl, queuePrefix: ctxBase.queuePrefix, queueNames, eventsPerSecond: 115.74, jobsPerSecond: 3 });
+  const writer = new SteadyWriter({ adminUrl: db.adminUrl, redisUrl: ctxBase.redisUrl, queuePrefix: ctxBase.queuePrefix, queueNames, eventsPerSecond: 115.74, jobsPerSecond: BASE_JOBS_PER_SECOND });
   const ctx: PhaseContext = { ...ctxBase, db, writer };
   await writer.start();
   cleanups.push(() => writer.stop());
@@ -173,6 +187,10 @@ async function measureDatabase(
     cleanups.push(() => exporter.stop());
     try {
       await new Promise((r) => setTimeout(r, 3000));
+      // The start-up recount spans collections on a big window (about 75 s at
+      // xlarge): a window measured while it runs is not the steady state.
+      const recountMs = await waitForWindowComplete(exporter, 600_000);
+      if (recountMs > 0) log(`${db.name}: waited ${(recountMs / 1000).toFixed(0)} s more for the start-up recount to finish`);
       log(`${db.name}: measuring ${windowSeconds} s of steady state`);
       const steady = await measureSteady(ctx, exporter, windowSeconds);
       log(`${db.name}: ${(steady.db.fullExecMs + steady.db.fullPlanMs).toFixed(2)} ms DB per full collection`);
@@ -182,13 +200,29 @@ async function measureDatabase(
         const redis = await measureRedis(ctx, exporter, Math.max(10, windowSeconds / 2));
         log(`${db.name}: exactness check`);
         const exactness = await checkExactness(ctx, exporter);
+        log(`${db.name}: flow, ${flowRate} jobs/s finishing in PostgreSQL and in BullMQ, ${windowSeconds} s measured`);
+        const workers = await FlowWorkers.open({ redisUrl: ctx.redisUrl, prefix: ctx.queuePrefix, queueNames: queueNames.slice(0, FLOW_QUEUES), jobsPerSecond: flowRate });
+        cleanups.push(() => workers.close());
+        let flow: BenchResults['flow'];
+        try {
+          flow = await measureFlow(ctx, exporter, workers, flowRate, windowSeconds, BASE_JOBS_PER_SECOND);
+        } finally {
+          await workers.close();
+        }
+        log(
+          `${db.name}: flow: ${(flow.steady.db.fullExecMs + flow.steady.db.fullPlanMs).toFixed(2)} ms DB per full collection, ` +
+            `${(flow.redis.own.usec / Math.max(1, flow.redis.collections) / 1000).toFixed(2)} ms Redis per queue collection; ` +
+            `provisioning ${flow.provisioning.equal ? 'equal' : 'DIFFERENT'}, queues ${flow.queues.equal ? 'equal' : 'DIFFERENT'}`,
+        );
         log(`${db.name}: /metrics under ${connections} scrapers for ${scrapeSeconds} s, collections every ${intervalSeconds} s`);
         const scrapeStress = await measureScrapes(exporter, connections, scrapeSeconds);
         let peakRssBytes = Math.max(exporter.peakRssBytes(), cold.peakRssBytes);
         await exporter.stop();
-        log(`${db.name}: /metrics under ${connections} scrapers for ${scrapeSeconds} s, default schedule`);
-        const defaults = await startExporter({ databaseUrl: db.readerUrl, redisUrl: ctx.redisUrl, queuePrefix: ctx.queuePrefix, port: await freePort(), nodeOptions: exporterNodeOptions });
+        log(`${db.name}: start-up at the default schedule: sources up, the Shield window's recount, the index check`);
+        const { exporter: defaults, startup } = await measureStartup(ctx, await freePort(), 300_000);
         cleanups.push(() => defaults.stop());
+        log(`${db.name}: all sources up after ${(startup.allUpMs / 1000).toFixed(1)} s, window complete after ${(startup.windowCompleteMs / 1000).toFixed(1)} s (${startup.chunks} chunks)`);
+        log(`${db.name}: /metrics under ${connections} scrapers for ${scrapeSeconds} s, default schedule`);
         let scrape: ScrapeResult;
         try {
           await waitForCollections(defaults, 1, 300_000);
@@ -200,7 +234,7 @@ async function measureDatabase(
         }
         log(`${db.name}: naive implementation, ${naiveRuns} collections`);
         const naive = await measureNaive(ctx, naiveRuns, 10, queueNames);
-        main = { plans, redis, exactness, scrape, scrapeStress, peakRssBytes, naive };
+        main = { plans, redis, exactness, scrape, scrapeStress, peakRssBytes, naive, startup, flow };
       }
     } finally {
       await exporter.stop();
@@ -210,6 +244,23 @@ async function measureDatabase(
     await removeWrites(db.adminUrl, db.manifest.shieldEvents);
   }
   return { run, writer: writer.stats(), main };
+}
+
+/** Waits until the Shield window is complete (the start-up recount done); returns how long that took, ms. */
+async function waitForWindowComplete(exporter: ExporterProcess, timeoutMs: number): Promise<number> {
+  const t = Date.now();
+  for (;;) {
+    const m = await exporter.metrics();
+    if (m.value('ops_shield_window_complete') === 1 && m.value('ops_shield_recount_progress_ratio') === 1) return Date.now() - t;
+    if (Date.now() - t > timeoutMs) throw new Error(`the Shield window was not complete after ${timeoutMs / 1000} s`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** The steady DB time of a previous run (its JSON), for a comparison across scales. */
+function readBaseline(file: string): BenchResults['baseline'] {
+  const b = JSON.parse(readFileSync(file, 'utf8')) as { spec: { name: string; shieldEvents: number; provisioningJobs: number }; main: { steady: { db: { fullExecMs: number; fullPlanMs: number } } }; startedAt: string };
+  return { file: path.basename(file), scale: b.spec.name, shieldEvents: b.spec.shieldEvents, provisioningJobs: b.spec.provisioningJobs, steadyMs: b.main.steady.db.fullExecMs + b.main.steady.db.fullPlanMs, startedAt: b.startedAt };
 }
 
 try {
@@ -236,7 +287,7 @@ try {
   const history = values['no-history'] ? undefined : (await measureDatabase(base, datasets.history, queues.names, false)).run;
 
   const results: BenchResults = {
-    command: `npm run bench -- --scale ${scaleName}${intervalSeconds !== 1 ? ` --interval ${intervalSeconds}` : ''}${windowSeconds !== 20 ? ` --window ${windowSeconds}` : ''}${exporterNodeOptions.length ? ` --exporter-node-options "${exporterNodeOptions.join(' ')}"` : ''}${readerSettings.map((r) => ` --reader-setting ${r}`).join('')}`,
+    command: `npm run bench -- --scale ${scaleName}${intervalSeconds !== 1 ? ` --interval ${intervalSeconds}` : ''}${windowSeconds !== 20 ? ` --window ${windowSeconds}` : ''}${flowRate !== 50 ? ` --flow-rate ${flowRate}` : ''}${values.baseline ? ` --baseline ${path.basename(values.baseline)}` : ''}${exporterNodeOptions.length ? ` --exporter-node-options "${exporterNodeOptions.join(' ')}"` : ''}${readerSettings.map((r) => ` --reader-setting ${r}`).join('')}`,
     startedAt: new Date(t0),
     environment: environment(pgVersion, redisVersion),
     spec,
@@ -252,6 +303,7 @@ try {
     intervalSeconds,
     windowSeconds,
     writer: measured.writer,
+    jobRates: { base: BASE_JOBS_PER_SECOND, flow: flowRate },
     main: measured.run,
     history,
     plans: main.plans,
@@ -262,6 +314,9 @@ try {
     peakRssBytes: main.peakRssBytes,
     exactness: main.exactness,
     naive: main.naive,
+    startup: main.startup,
+    flow: main.flow,
+    baseline: values.baseline ? readBaseline(values.baseline) : undefined,
     totalSeconds: (Date.now() - t0) / 1000,
     loadAverage: { min: Math.min(...loads), max: Math.max(...loads) },
   };

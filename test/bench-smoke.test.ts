@@ -14,7 +14,8 @@ import { expectedCounts, loadTables, SCALES, TABLES } from '../bench/dataset.js'
 import { parseMetrics } from '../bench/exporter-process.js';
 import { percentile, runLoad } from '../bench/http-load.js';
 import { ownerOf, readPlans } from '../bench/db-stats.js';
-import { parseInfo } from '../bench/redis-stats.js';
+import { parseInfo, sumClientLog } from '../bench/redis-stats.js';
+import { isRecountChunk } from '../bench/measure.js';
 import { expectedQueueCounts, expectedWorkers, generateQueues, jobsInQueue, openWorkerConnections, queueName } from '../bench/queue-dataset.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 import { createTestRedis, type TestRedis } from './helpers/redis.js';
@@ -176,5 +177,26 @@ describe('bench output parsers', () => {
     expect(info.commands.get('client|list')).toEqual({ calls: 1, usec: 52 });
     expect(info.cpuUsec).toBe(3_750_000);
   });
-});
 
+  it("sums one client's commands from SLOWLOG, subcommands apart, others' left out", () => {
+    const own = sumClientLog(
+      [
+        [3, 0, 120, ['evalsha', 'abc', '2'], '127.0.0.1:1', 'ops-overview-exporter'],
+        [2, 0, 40, ['XINFO', 'STREAM', 'q:events'], '127.0.0.1:1', 'ops-overview-exporter'],
+        [1, 0, 900, ['evalsha', 'def', '8'], '127.0.0.1:2', 'bull:aG9zdGluZw=='],
+        [0, 0, 30, ['xrange', 'q:events', '-', '+'], '127.0.0.1:1', 'ops-overview-exporter'],
+      ],
+      'ops-overview-exporter',
+    );
+    expect(own).toMatchObject({ calls: 3, usec: 190, entries: 4 });
+    expect(Object.fromEntries(own.commands)).toEqual({ evalsha: { calls: 1, usec: 120 }, 'xinfo|stream': { calls: 1, usec: 40 }, xrange: { calls: 1, usec: 30 } });
+  });
+
+  it("tells the Shield recount's chunk statement from the step's, as pg_stat_statements normalizes them", () => {
+    const select = 'SELECT array_agg(sec ORDER BY sec) AS secs, max("maxId") AS "maxId" FROM ( SELECT ';
+    const chunk = `${select}floor(extract($3 FROM "timestamp"))::float8 AS sec, count(*)::int AS n, $12::bigint AS "maxId" FROM "ShieldEvent" WHERE "timestamp" >= ($1::timestamptz AT TIME ZONE $13) AND "timestamp" < ($2::timestamptz AT TIME ZONE $14) GROUP BY 1) g`;
+    const front = chunk.replace('GROUP BY 1', 'AND "id" <= $15::bigint GROUP BY 1');
+    const batch = `${select}CASE WHEN "timestamp" >= ($1::timestamptz AT TIME ZONE $5) THEN floor(extract($7 FROM "timestamp"))::float8 END AS sec, count(*)::int AS n FROM (SELECT "id" FROM "ShieldEvent" WHERE "id" > $3::bigint) b GROUP BY 1) g`;
+    expect([chunk, front, batch].map(isRecountChunk)).toEqual([true, false, false]);
+  });
+});
