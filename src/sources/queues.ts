@@ -8,12 +8,12 @@
  * (BullMQ writes that hash with every job added), repeated on a slow schedule,
  * a bounded number of calls per collection, and cached; a queue whose meta
  * hash is gone drops out at once. Every known
- * queue is then read by one Lua script, all of them in one pipelined round
- * trip, plus one CLIENT LIST for the workers. BullMQ's own getJobCounts() is
- * one script per queue and per call, and its getWorkersCount() one CLIENT LIST
- * per queue: the same reads, batched. The counts match BullMQ's (tested).
- * The same round trip reads each queue's events stream for the flow counters
- * and histograms (queue-flow.ts).
+ * queue is then read by one Lua script, pipelined by QUEUES_PER_ROUND_TRIP
+ * queues a round trip, plus one CLIENT LIST for the workers. BullMQ's own
+ * getJobCounts() is one script per queue and per call, and its
+ * getWorkersCount() one CLIENT LIST per queue: the same reads, batched. The
+ * counts match BullMQ's (tested). The same round trips read each queue's
+ * events stream for the flow counters and histograms (queue-flow.ts).
  *
  * Series are bounded by design (rankQueues): what can page is always served,
  * the healthy remainder only up to a maximum, and totals stay true.
@@ -624,13 +624,16 @@ export function queuesSource(redis: Redis, options: QueuesOptions): Source<Queue
       // Pipelined by chunks of queues, a round trip each: ioredis holds every
       // command of a pipeline (its arguments, encoding, promise and timer)
       // until the last reply, which for 2,000 queues in one pipeline was
-      // ~20 MiB alive at once. The replies themselves are small.
+      // ~20 MiB alive at once. The replies themselves are small. CLIENT LIST
+      // (and TIME) go with the last chunk: one round trip up to 200 queues.
       type Reply = [Error | null, unknown];
       const replies: Reply[] = [];
       const flowReplies: Reply[] = [];
-      for (let from = 0; from < known.length; from += QUEUES_PER_ROUND_TRIP) {
+      let tail: Reply[] = [];
+      for (let from = 0; ; from += QUEUES_PER_ROUND_TRIP) {
         if (ctx.signal.aborted) throw new Error('queue read timed out');
         const chunk = known.slice(from, from + QUEUES_PER_ROUND_TRIP);
+        const last = from + QUEUES_PER_ROUND_TRIP >= known.length;
         const pipeline = client.pipeline();
         for (const q of chunk) {
           (pipeline as unknown as RedisWithStats).opsQueueStats(`${q.prefix}:${q.name}:`, options.maxPriorityLevels, nowMs, CLOCK_SKEW_MS, EVENTS_SEARCHED);
@@ -644,16 +647,20 @@ export function queuesSource(redis: Redis, options: QueuesOptions): Source<Queue
           if (w) pipeline.xrange(stream, `(${w.id}`, '+', 'COUNT', MAX_EVENTS_PER_QUEUE);
           else pipeline.xrange(stream, '+', '+', 'COUNT', 1);
         });
+        if (last) {
+          pipeline.client('LIST');
+          if (flowStartMs === undefined) pipeline.time();
+        }
         const chunkReplies = ((await pipeline.exec()) ?? []) as Reply[];
         for (let j = 0; j < 3 * chunk.length; j++) (j < chunk.length ? replies : flowReplies).push(chunkReplies[j] ?? [new Error('no reply'), null]);
+        if (last) {
+          tail = chunkReplies.slice(3 * chunk.length);
+          break;
+        }
       }
-      const last = client.pipeline();
-      last.client('LIST');
-      if (flowStartMs === undefined) last.time();
-      const lastReplies = ((await last.exec()) ?? []) as Reply[];
-      replies.push(lastReplies[0] ?? [new Error('no reply'), null]);
+      replies.push(tail[0] ?? [new Error('no reply'), null]);
       if (flowStartMs === undefined) {
-        const [timeErr, time] = lastReplies[1] ?? [new Error('no reply'), null];
+        const [timeErr, time] = tail[1] ?? [new Error('no reply'), null];
         const redisMs = !timeErr && Array.isArray(time) ? Number(time[0]) * 1000 + Math.floor(Number(time[1]) / 1000) : Number.NaN;
         // TIME refused (ACLs): the exporter's clock, as near as it gets.
         flowStartMs = Number.isFinite(redisMs) && redisMs > 0 ? redisMs : nowMs;
