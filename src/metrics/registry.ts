@@ -6,7 +6,7 @@
  * happens in a collect callback, so a scrape can neither wait on nor fail
  * because of a source.
  */
-import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Registry, type OpenMetricsContentType, type PrometheusContentType, type RegistryContentType } from 'prom-client';
 import { INVALID_REASONS, METRICS, type MetricKey } from '../catalog.js';
 import type { CollectionSnapshot, SourceSnapshot } from '../snapshot.js';
 import type { MetricDef } from '../catalog.js';
@@ -28,6 +28,48 @@ export interface RegistryOptions {
 /** prom-client default metrics left out: gauges with a counter's `_total` suffix. */
 const MISNAMED_DEFAULT_METRICS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
 
+/** prom-client's escaping of a name or HELP text (lib/registry.js `escapeString`). */
+function escapeString(text: string): string {
+  return text.replace(/\\/g, '\\\\').replace(/\n/g, '\\n');
+}
+
+/** prom-client's rendering of a value (lib/util.js `getValueAsString`). */
+function valueString(value: number): string {
+  if (Number.isNaN(value)) return 'Nan';
+  if (!Number.isFinite(value)) return value < 0 ? '-Inf' : '+Inf';
+  return `${value}`;
+}
+
+/** One series' value as prom-client's registry reads it. */
+interface SeriesValue {
+  metricName?: string;
+  labels: Readonly<Record<string, string | number>>;
+  value: number;
+}
+
+/**
+ * A family in the exposition format, byte for byte as prom-client 15 renders
+ * it (lib/registry.js `getMetricsAsString`, for values without shared labels
+ * or exemplars), in one string built as it goes: prom-client makes an array of
+ * formatted labels, an array of parts and a line string per series, then joins
+ * them, which with ~30,000 series was ~13 MiB of garbage per render.
+ */
+function renderFamily(family: { name: string; help: string; type: string }, openMetrics: boolean, values: Iterable<SeriesValue>): string {
+  const name = escapeString(family.name);
+  // OpenMetrics: the registry has already dropped a counter's `_total` from its name; every series carries it.
+  const suffix = openMetrics && family.type === 'counter' ? '_total' : '';
+  let out = `# HELP ${name} ${escapeString(family.help)}\n# TYPE ${name} ${family.type}`;
+  for (const v of values) {
+    let labels = '';
+    for (const label in v.labels) {
+      const value = v.labels[label];
+      labels += `${labels === '' ? '{' : ','}${label}="${typeof value === 'string' ? escapeString(value).replace(/"/g, '\\"') : value}"`;
+    }
+    out += `\n${v.metricName ?? name}${suffix}${labels === '' ? '' : `${labels}}`} ${valueString(v.value)}`;
+  }
+  return out;
+}
+
 /**
  * A histogram family served from samples that carry their cumulative bucket
  * counts (prom-client's own Histogram only observes values one at a time):
@@ -36,23 +78,51 @@ const MISNAMED_DEFAULT_METRICS = ['nodejs_active_handles_total', 'nodejs_active_
  */
 function histogramFamily(def: MetricDef, samples: () => Sample[]) {
   const bounds = def.buckets ?? [];
+  const values = () => {
+    const out: SeriesValue[] = [];
+    for (const s of samples()) {
+      if (!s.histogram) continue;
+      s.histogram.buckets.forEach((n, i) => out.push({ metricName: `${def.name}_bucket`, labels: { ...s.labels, le: bounds[i]! }, value: n }));
+      out.push({ metricName: `${def.name}_bucket`, labels: { ...s.labels, le: '+Inf' }, value: s.value });
+      out.push({ metricName: `${def.name}_sum`, labels: s.labels, value: s.histogram.sum });
+      out.push({ metricName: `${def.name}_count`, labels: s.labels, value: s.value });
+    }
+    return out;
+  };
   const family = {
     name: def.name,
     help: def.help,
     type: 'histogram' as const,
     aggregator: 'sum' as const,
     // Read synchronously when the registry asks, like the other families' collect().
-    get: () => {
-      const values = [];
-      for (const s of samples()) {
-        if (!s.histogram) continue;
-        s.histogram.buckets.forEach((n, i) => values.push({ metricName: `${def.name}_bucket`, labels: { ...s.labels, le: bounds[i] }, value: n }));
-        values.push({ metricName: `${def.name}_bucket`, labels: { ...s.labels, le: '+Inf' }, value: s.value });
-        values.push({ metricName: `${def.name}_sum`, labels: s.labels, value: s.histogram.sum });
-        values.push({ metricName: `${def.name}_count`, labels: s.labels, value: s.value });
-      }
-      return Promise.resolve({ name: def.name, help: def.help, type: 'histogram', values, aggregator: 'sum' });
-    },
+    get: () => Promise.resolve({ name: def.name, help: def.help, type: 'histogram', values: values(), aggregator: 'sum' }),
+    render: (openMetrics: boolean) => renderFamily(family, openMetrics, values()),
+    reset: () => undefined,
+  };
+  return family;
+}
+
+/**
+ * A gauge or counter family served straight from the snapshot's samples: the
+ * object a prom-client registry serialises (its `get()`), without a
+ * prom-client Gauge or Counter in between. A Gauge would copy every sample
+ * into its hash map at each render (a sorted-key hash and an entry per
+ * series, ~30,000 series with 2,000 queues) only to hand the same labels and
+ * values back; the samples are already one per series (SampleSet merges
+ * equal labels, and each metric has one source) and valid (boundSamples).
+ * `name` is read at each render: the OpenMetrics registry drops a counter's
+ * `_total` from it in place and adds it back on every series.
+ */
+function sampleFamily(def: MetricDef, samples: () => readonly Sample[]) {
+  const family = {
+    name: def.name,
+    help: def.help,
+    type: def.type,
+    aggregator: 'sum' as const,
+    // A sample carries what prom-client reads of a value (labels, value) and
+    // nothing it would misread (no metricName, sharedLabels or exemplar).
+    get: () => Promise.resolve({ name: family.name, help: def.help, type: def.type, values: samples(), aggregator: 'sum' }),
+    render: (openMetrics: boolean) => renderFamily(family, openMetrics, samples()),
     reset: () => undefined,
   };
   return family;
@@ -72,10 +142,31 @@ function samplesByMetric(snapshot: CollectionSnapshot): Map<MetricKey, Sample[]>
   return byMetric;
 }
 
+/** A family that renders itself (histogramFamily, sampleFamily). */
+interface RenderedFamily {
+  render(openMetrics: boolean): string;
+}
+
+/**
+ * A prom-client registry whose sample-backed families render themselves
+ * (renderFamily); prom-client's own metrics (process, Node.js, the exporter's
+ * health) are rendered by prom-client. prom-client 15's `metrics()` renders
+ * each family through `getMetricsAsString` (lib/registry.js), an undeclared
+ * method: were that to change, the families would still be rendered, by
+ * prom-client from their `get()`, only with more garbage. The output is the
+ * same either way (test/metrics-render.test.ts).
+ */
+class SampleRegistry<T extends RegistryContentType = PrometheusContentType> extends Registry<T> {
+  getMetricsAsString(metric: object): Promise<string> {
+    if ('render' in metric) return Promise.resolve((metric as RenderedFamily).render(this.contentType === Registry.OPENMETRICS_CONTENT_TYPE));
+    return (Registry.prototype as unknown as { getMetricsAsString(m: object): Promise<string> }).getMetricsAsString.call(this, metric);
+  }
+}
+
 /** Builds the registries over the snapshot `current()` returns at each scrape. */
 export function createRegistries(current: () => CollectionSnapshot, options: RegistryOptions): ExporterRegistries {
-  const prometheus = new Registry();
-  const openMetrics = new Registry<'application/openmetrics-text; version=1.0.0; charset=utf-8'>();
+  const prometheus = new SampleRegistry();
+  const openMetrics = new SampleRegistry<OpenMetricsContentType>();
   openMetrics.setContentType(Registry.OPENMETRICS_CONTENT_TYPE);
   const registers = [prometheus, openMetrics] as unknown as Registry[];
 
@@ -121,13 +212,14 @@ export function createRegistries(current: () => CollectionSnapshot, options: Reg
       };
       if (def.type === 'histogram') {
         register.registerMetric(histogramFamily(def, () => samplesFor(key)) as unknown as Counter);
+      } else if (!fill) {
+        register.registerMetric(sampleFamily(def, () => samplesFor(key)) as unknown as Counter);
       } else if (def.type === 'counter') {
         new Counter({
           ...common,
           collect(this: Counter) {
             clear(this);
-            if (fill) fill(this);
-            else for (const s of samplesFor(key)) this.inc(s.labels, s.value);
+            fill(this);
           },
         });
       } else {
@@ -135,8 +227,7 @@ export function createRegistries(current: () => CollectionSnapshot, options: Reg
           ...common,
           collect(this: Gauge) {
             clear(this);
-            if (fill) fill(this);
-            else for (const s of samplesFor(key)) this.set(s.labels, s.value);
+            fill(this);
           },
         });
       }

@@ -74,9 +74,31 @@ export function toSeconds(date: Date): number {
   return date.getTime() / 1000;
 }
 
-/** One key per series; labels sorted by name, so the same labels inserted in another order are the same series. */
+/**
+ * One key per series; labels sorted by name, so the same labels inserted in
+ * another order are the same series. Each name and value is prefixed with its
+ * length, so no value can pass for a separator. Built without intermediate
+ * arrays: a collection of 2,000 queues adds ~40,000 samples, and the keys
+ * live until the collection ends (JSON of sorted entries was ~1 KB of
+ * garbage per sample).
+ */
 function seriesKey(metric: MetricKey, labels: Record<string, string>): string {
-  return JSON.stringify([metric, ...Object.entries(labels).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))]);
+  const names = Object.keys(labels);
+  // Insertion sort: two or three names, usually in order already.
+  for (let i = 1; i < names.length; i++) {
+    const name = names[i]!;
+    let j = i - 1;
+    for (; j >= 0 && names[j]! > name; j--) names[j + 1] = names[j]!;
+    names[j + 1] = name;
+  }
+  let key = metric;
+  for (const name of names) {
+    const raw: unknown = labels[name];
+    const value = String(raw);
+    // A non-string value (which boundSamples refuses later) stays its own series.
+    key += `|${name.length}:${name}${typeof raw === 'string' ? 's' : 'x'}${value.length}:${value}`;
+  }
+  return key;
 }
 
 /** Sums `value` into the sample with the same metric and labels (used when OTHER/UNKNOWN merge rows). */

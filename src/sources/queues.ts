@@ -8,18 +8,18 @@
  * (BullMQ writes that hash with every job added), repeated on a slow schedule,
  * a bounded number of calls per collection, and cached; a queue whose meta
  * hash is gone drops out at once. Every known
- * queue is then read by one Lua script, all of them in one pipelined round
- * trip, plus one CLIENT LIST for the workers. BullMQ's own getJobCounts() is
- * one script per queue and per call, and its getWorkersCount() one CLIENT LIST
- * per queue: the same reads, batched. The counts match BullMQ's (tested).
- * The same round trip reads each queue's events stream for the flow counters
- * and histograms (queue-flow.ts).
+ * queue is then read by one Lua script, pipelined by QUEUES_PER_ROUND_TRIP
+ * queues a round trip, plus one CLIENT LIST for the workers. BullMQ's own
+ * getJobCounts() is one script per queue and per call, and its
+ * getWorkersCount() one CLIENT LIST per queue: the same reads, batched. The
+ * counts match BullMQ's (tested). The same round trips read each queue's
+ * events stream for the flow counters and histograms (queue-flow.ts).
  *
  * Series are bounded by design (rankQueues): what can page is always served,
  * the healthy remainder only up to a maximum, and totals stay true.
  */
 import type { Redis } from 'ioredis';
-import { KNOWN } from '../catalog.js';
+import { KNOWN, type MetricKey } from '../catalog.js';
 import { countInvalid, SampleSet, toSeconds, type InvalidCounts, type Sample } from '../metrics/sample.js';
 import type { QueueOverview } from '../contract.js';
 import type { CollectContext, Source, SourceData } from './types.js';
@@ -84,6 +84,9 @@ export const DEFAULT_MAX_QUEUES_WITH_SERIES = 500;
  */
 export const ALWAYS_SERVE_WAITING_SECONDS = 600;
 
+
+/** Queues read per pipelined round trip (3 commands each): bounds the commands ioredis holds at once. */
+const QUEUES_PER_ROUND_TRIP = 200;
 
 /** Events searched at most, per candidate job, for when a job promoted early re-entered the wait list. */
 const EVENTS_SEARCHED = 500;
@@ -437,24 +440,38 @@ export function queueSamples(data: QueuesData): Sample[] {
       s.add('queueEventsLostAll', { prefix: t.prefix }, t.flow.eventsLost);
     }
   }
+  // Per-queue series are listed, not merged through the SampleSet: a
+  // (prefix, queue) pair is read once per collection, so its series are
+  // distinct already, and with 2,000 queues the set's keys alone were ~20 MiB
+  // of garbage per collection.
+  const out = s.list();
+  const seen = new Set<string>();
   for (const q of data.queues) {
+    const id = queueKey(q.prefix, q.name);
+    if (seen.has(id)) continue;
+    seen.add(id);
     const labels = { prefix: q.prefix, queue: q.name };
-    for (const state of KNOWN.queueState) s.add('queueJobs', { ...labels, state }, q.counts[state]);
-    s.add('queuePaused', labels, q.paused ? 1 : 0);
-    if (q.workers !== undefined) s.add('queueWorkers', labels, q.workers);
-    if (q.oldestWaitingAt) s.add('queueOldestWaiting', labels, toSeconds(q.oldestWaitingAt));
+    const add = (metric: MetricKey, value: number, l: Record<string, string> = labels) => out.push({ metric, labels: l, value });
+    for (const state of KNOWN.queueState) add('queueJobs', q.counts[state], { ...labels, state });
+    add('queuePaused', q.paused ? 1 : 0);
+    if (q.workers !== undefined) add('queueWorkers', q.workers);
+    if (q.oldestWaitingAt) add('queueOldestWaiting', toSeconds(q.oldestWaitingAt));
     if (q.flow) {
-      s.add('queueJobsCompleted', labels, q.flow.completed);
-      s.add('queueJobsFailed', labels, q.flow.failed);
-      s.add('queueJobsStalled', labels, q.flow.stalled);
-      s.add('queueEventsLost', labels, q.flow.lost);
-      s.add('queueJobsUnobserved', labels, q.flow.unobserved);
+      add('queueJobsCompleted', q.flow.completed);
+      add('queueJobsFailed', q.flow.failed);
+      add('queueJobsStalled', q.flow.stalled);
+      add('queueEventsLost', q.flow.lost);
+      add('queueJobsUnobserved', q.flow.unobserved);
       // A histogram appears with its queue's first observation.
-      if (q.flow.wait.count > 0) s.addHistogram('queueJobWait', labels, q.flow.wait.count, cumulative(q.flow.wait));
-      if (q.flow.processing.count > 0) s.addHistogram('queueJobProcessing', labels, q.flow.processing.count, cumulative(q.flow.processing));
+      if (q.flow.wait.count > 0) {
+        out.push({ metric: 'queueJobWait', labels, value: q.flow.wait.count, histogram: cumulative(q.flow.wait) });
+      }
+      if (q.flow.processing.count > 0) {
+        out.push({ metric: 'queueJobProcessing', labels, value: q.flow.processing.count, histogram: cumulative(q.flow.processing) });
+      }
     }
   }
-  return s.list();
+  return out;
 }
 
 /** The queues' section of the JSON overview, ages measured at the collection's instant (pure). */
@@ -595,10 +612,6 @@ export function queuesSource(redis: Redis, options: QueuesOptions): Source<Queue
       await discoverStep(ctx.now.getTime(), ctx.signal, ctx.timeoutMs / 2);
       for (const [reason, n] of Object.entries(unusable) as Array<[keyof InvalidCounts, number]>) countInvalid(invalid, reason, n);
       const nowMs = ctx.now.getTime();
-      const pipeline = client.pipeline();
-      for (const q of known) {
-        (pipeline as unknown as RedisWithStats).opsQueueStats(`${q.prefix}:${q.name}:`, options.maxPriorityLevels, nowMs, CLOCK_SKEW_MS, EVENTS_SEARCHED);
-      }
       const states = known.map((q) => {
         const key = queueKey(q.prefix, q.name);
         let state = flows.get(key);
@@ -608,26 +621,50 @@ export function queuesSource(redis: Redis, options: QueuesOptions): Source<Queue
         }
         return state;
       });
-      known.forEach((q, i) => {
-        // XINFO and XRANGE side by side: one round trip with the counts, no
-        // script (converting stream entries into Lua values is what costs).
-        const stream = `${q.prefix}:${q.name}:events`;
-        const w = states[i]!.watermark;
-        pipeline.xinfo('STREAM', stream);
-        if (w) pipeline.xrange(stream, `(${w.id}`, '+', 'COUNT', MAX_EVENTS_PER_QUEUE);
-        else pipeline.xrange(stream, '+', '+', 'COUNT', 1);
-      });
-      pipeline.client('LIST');
-      if (flowStartMs === undefined) pipeline.time();
-      const replies = (await pipeline.exec()) ?? [];
+      // Pipelined by chunks of queues, a round trip each: ioredis holds every
+      // command of a pipeline (its arguments, encoding, promise and timer)
+      // until the last reply, which for 2,000 queues in one pipeline was
+      // ~20 MiB alive at once. The replies themselves are small. CLIENT LIST
+      // (and TIME) go with the last chunk: one round trip up to 200 queues.
+      type Reply = [Error | null, unknown];
+      const replies: Reply[] = [];
+      const flowReplies: Reply[] = [];
+      let tail: Reply[] = [];
+      for (let from = 0; ; from += QUEUES_PER_ROUND_TRIP) {
+        if (ctx.signal.aborted) throw new Error('queue read timed out');
+        const chunk = known.slice(from, from + QUEUES_PER_ROUND_TRIP);
+        const last = from + QUEUES_PER_ROUND_TRIP >= known.length;
+        const pipeline = client.pipeline();
+        for (const q of chunk) {
+          (pipeline as unknown as RedisWithStats).opsQueueStats(`${q.prefix}:${q.name}:`, options.maxPriorityLevels, nowMs, CLOCK_SKEW_MS, EVENTS_SEARCHED);
+        }
+        chunk.forEach((q, j) => {
+          // XINFO and XRANGE side by side: the same round trip as the counts,
+          // no script (converting stream entries into Lua values is what costs).
+          const stream = `${q.prefix}:${q.name}:events`;
+          const w = states[from + j]!.watermark;
+          pipeline.xinfo('STREAM', stream);
+          if (w) pipeline.xrange(stream, `(${w.id}`, '+', 'COUNT', MAX_EVENTS_PER_QUEUE);
+          else pipeline.xrange(stream, '+', '+', 'COUNT', 1);
+        });
+        if (last) {
+          pipeline.client('LIST');
+          if (flowStartMs === undefined) pipeline.time();
+        }
+        const chunkReplies = ((await pipeline.exec()) ?? []) as Reply[];
+        for (let j = 0; j < 3 * chunk.length; j++) (j < chunk.length ? replies : flowReplies).push(chunkReplies[j] ?? [new Error('no reply'), null]);
+        if (last) {
+          tail = chunkReplies.slice(3 * chunk.length);
+          break;
+        }
+      }
+      replies.push(tail[0] ?? [new Error('no reply'), null]);
       if (flowStartMs === undefined) {
-        const [timeErr, time] = replies[3 * known.length + 1] ?? [new Error('no reply'), null];
+        const [timeErr, time] = tail[1] ?? [new Error('no reply'), null];
         const redisMs = !timeErr && Array.isArray(time) ? Number(time[0]) * 1000 + Math.floor(Number(time[1]) / 1000) : Number.NaN;
         // TIME refused (ACLs): the exporter's clock, as near as it gets.
         flowStartMs = Number.isFinite(redisMs) && redisMs > 0 ? redisMs : nowMs;
       }
-      const flowReplies = replies.slice(known.length, 3 * known.length);
-      replies.splice(known.length, 2 * known.length);
       const queues: QueueView[] = [];
       const stillThere: typeof known = [];
       const listReply = replies[known.length];
