@@ -343,13 +343,21 @@ export function rawBodyBytes(url: string, encoding: string): Promise<{ bytes: nu
   });
 }
 
+/** The headers of a Prometheus 2.x scrape (scrape/scrape.go `scrapeAcceptHeader`, and gzip). */
+const PROMETHEUS_SCRAPE_HEADERS = {
+  accept: 'application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1',
+  'accept-encoding': 'gzip',
+};
+
 export async function measureScrapes(exporter: ExporterProcess, connections: number, seconds: number): Promise<ScrapeResult> {
   const body = await (await fetch(`${exporter.url}/metrics`)).text();
   const series = body.split('\n').filter((l) => l !== '' && !l.startsWith('#')).length;
   const url = `${exporter.url}/metrics`;
   const identity = await rawBodyBytes(url, 'identity');
   const gz = await rawBodyBytes(url, 'gzip');
-  const r = await runLoad(url, { connections, seconds });
+  // Scraped as Prometheus 2.x scrapes: its Accept header (OpenMetrics first)
+  // and gzip, which the exporter compresses once per collection.
+  const r = await runLoad(url, { connections, seconds, headers: PROMETHEUS_SCRAPE_HEADERS });
   return { ...r, tool: 'autocannon', connections, seconds, bytes: identity.bytes, gzipBytes: gz.contentEncoding === 'gzip' ? gz.bytes : NaN, series };
 }
 
