@@ -228,7 +228,7 @@ describe.runIf(shouldRunWith('prometheus', 'prometheus-alertmanager'))('an alert
             stalledAt = Date.now();
             await queue.addBulk([4, 5, 6].map((n) => ({ name: 'send', data: { n } })));
             // The worker takes one job and hangs on it; the other two wait behind it.
-            await waitFor('the worker to hold a job', async () => (held === 1 && (await queue.getWaitingCount()) === 2 ? true : undefined), 10_000);
+            await waitFor('the worker to hold a job', async () => (held === 1 && (await queue.getWaitingCount()) === 2 ? true : undefined), 30_000);
           },
           async () => {
             // While it paged, the worker was connected all along and nothing had finished since the healthy three.
@@ -237,7 +237,7 @@ describe.runIf(shouldRunWith('prometheus', 'prometheus-alertmanager'))('an alert
             expect(await completed()).toBe('3');
             expect(await value(`ops_queue_jobs_failed_total${selector}`)).toBe('0');
             release();
-            await waitFor('the released worker to complete every job', async () => ((await queue.getCompletedCount()) === 6 ? true : undefined), 10_000);
+            await waitFor('the released worker to complete every job', async () => ((await queue.getCompletedCount()) === 6 ? true : undefined), 30_000);
           },
         );
         await waitFor('the three released completions in Prometheus', async () => ((await completed()) === '6' ? true : undefined), 30_000, 200);
