@@ -136,4 +136,33 @@ describe('shield window state', () => {
     win.apply(paused, emptyRead(paused), at(300));
     expect(win.complete).toBe(false);
   });
+
+  it('times a recount from its start to its last chunk: within one collection by the time into it, across collections by the collection clock too', () => {
+    // Done within one collection: the main read at 0.2 s into it, the chunk 5.2 s in.
+    const one = newWindow();
+    const init = one.plan(T0, false);
+    one.apply(init, emptyRead(init, { maxId: 100n }), T0, 200);
+    expect(one.lastRecountSeconds).toBeNull();
+    const chunk = one.plan(T0, true);
+    one.apply(chunk, emptyRead(chunk, { chunk: packSeconds([row(-5, 1)]) }), T0, 5_200);
+    expect(one.complete).toBe(true);
+    expect(one.lastRecountSeconds).toBe(5);
+
+    // Over two collections 15 s apart: chunks of 40 s of the window each.
+    const two = newWindow({ initialChunkSeconds: 60, maxChunkSeconds: 60 });
+    const start = two.plan(T0, false);
+    two.apply(start, emptyRead(start, { maxId: 100n }), T0, 100);
+    const first = two.plan(T0, true);
+    two.apply(first, emptyRead(first, { chunk: noSeconds() }), T0, 900);
+    expect(two.complete).toBe(false);
+    const next = two.plan(at(15), false);
+    two.apply(next, emptyRead(next), at(15), 100);
+    for (let i = 0; !two.complete && i < 5; i++) {
+      const more = two.plan(at(15), true);
+      two.apply(more, emptyRead(more, { chunk: noSeconds() }), at(15), 600 + i * 100);
+    }
+    expect(two.complete).toBe(true);
+    expect(two.lastRecountSeconds).toBeGreaterThan(15);
+    expect(two.lastRecountSeconds).toBeLessThan(16);
+  });
 });

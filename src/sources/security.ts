@@ -406,8 +406,8 @@ export function securitySource(db: Database, options: SecurityOptions): Source<S
         return { step, badTimestamps, policies, findings };
       });
       // State changes only once the whole snapshot was read.
-      win.apply(plan, read.step, now);
-      win.startRecountIfDue(now);
+      win.apply(plan, read.step, now, performance.now() - began);
+      win.startRecountIfDue(now, performance.now() - began);
       // Recount chunks, each a step plus a chunk in its own transaction,
       // each within what is left of the collection's share for them.
       const deadline = began + ctx.timeoutMs * CHUNK_DEADLINE_SHARE;
@@ -427,7 +427,7 @@ export function securitySource(db: Database, options: SecurityOptions): Source<S
             win.chunkFailed();
             break;
           }
-          win.apply(chunkPlan, step, now);
+          win.apply(chunkPlan, step, now, performance.now() - began);
           // The chunk's own statement sets the next width: the step's fixed cost does not shrink chunks.
           if (step.chunkMs !== undefined) win.chunkTook(step.chunkMs, budgetMs);
         } catch {

@@ -207,7 +207,12 @@ export class ShieldWindow {
   complete = false;
   /** Recount minus incremental over the last completed recount (not the first), by column. */
   drift = zeros();
-  /** Collection-clock seconds the last completed recount took, from its first chunk to its last. */
+  /**
+   * Seconds the last completed recount took, from its start to its last
+   * chunk: the collection clock across collections plus the time into each
+   * collection (`elapsedMs`), so one done within a single collection does not
+   * read 0.
+   */
   lastRecountSeconds: number | null = null;
   /** Recount chunks applied since start. */
   chunks = 0;
@@ -280,35 +285,40 @@ export class ShieldWindow {
     };
   }
 
-  /** Applies what `plan` asked for and was read at `now`, in one snapshot. */
-  apply(plan: StepPlan, read: StepRead, now: Date): void {
+  /**
+   * Applies what `plan` asked for and was read at `now`, in one snapshot;
+   * `elapsedMs` is how far into the collection it was read (for the
+   * recount's duration only: the window moves with `now`).
+   */
+  apply(plan: StepPlan, read: StepRead, now: Date, elapsedMs = 0): void {
     const nowMs = now.getTime();
+    const atMs = nowMs + elapsedMs;
     if (plan.init) {
       this.reset(plan);
       this.watermark = read.maxId;
       this.gaps = read.initGaps.map((g) => ({ ...g, seenAt: nowMs })).slice(-this.options.maxGaps);
-      this.startRecount(nowMs, true);
+      this.startRecount(nowMs, atMs, true);
       this.chunkSeconds = this.firstChunkSeconds(read.rowEstimate);
       return;
     }
     this.advance(plan.start, plan.end, plan.frontTo);
     // A recount slower than the window is long: what it had left has left.
-    if (this.recount && this.start >= this.recount.to) this.finishRecount(this.recount, nowMs);
+    if (this.recount && this.start >= this.recount.to) this.finishRecount(this.recount, atMs);
     this.add(read.front, this.front);
     for (const p of read.added) this.add(p, plan.addBefore);
     for (let c = 0; c < COLS; c++) this.inserted[c]! += read.inserted[c] ?? 0;
     if (read.maxId > this.watermark) this.watermark = read.maxId;
     this.gaps = this.nextGaps(read, nowMs);
     this.edges = read.edges;
-    if (plan.chunk && read.chunk) this.replace(plan.chunk.from, plan.chunk.to, read.chunk, nowMs);
+    if (plan.chunk && read.chunk) this.replace(plan.chunk.from, plan.chunk.to, read.chunk, atMs);
   }
 
-  /** Starts a recount when one is due at `now` (none under way, the interval since the last start passed). */
-  startRecountIfDue(now: Date): void {
+  /** Starts a recount when one is due at `now` (none under way, the interval since the last start passed); `elapsedMs` as in apply(). */
+  startRecountIfDue(now: Date, elapsedMs = 0): void {
     const t = now.getTime();
     if (this.recount || !this.initialized) return;
     if (this.lastRecountStartMs !== null && t - this.lastRecountStartMs < this.options.recountIntervalMs) return;
-    this.startRecount(t, !this.complete);
+    this.startRecount(t, t + elapsedMs, !this.complete);
   }
 
   /** Adapts the chunk width after a chunk took `tookMs` against a budget of `budgetMs`. */
@@ -349,8 +359,9 @@ export class ShieldWindow {
     this.recount = null;
   }
 
-  private startRecount(nowMs: number, first: boolean): void {
-    this.recount = { first, startedAtMs: nowMs, from: this.start, to: this.front, cursor: this.start, drift: zeros() };
+  /** `nowMs` schedules the next recount (collection clock); `atMs` times this one. */
+  private startRecount(nowMs: number, atMs: number, first: boolean): void {
+    this.recount = { first, startedAtMs: atMs, from: this.start, to: this.front, cursor: this.start, drift: zeros() };
     this.lastRecountStartMs = nowMs;
   }
 
@@ -397,7 +408,7 @@ export class ShieldWindow {
   }
 
   /** Replaces the buckets of [from, to) with a chunk's counts; the difference is drift. */
-  private replace(from: number, to: number, p: PerSecond, nowMs: number): void {
+  private replace(from: number, to: number, p: PerSecond, atMs: number): void {
     const r = this.recount;
     if (!r) return;
     const lo = Math.max(from, this.start);
@@ -420,13 +431,13 @@ export class ShieldWindow {
     }
     this.chunks += 1;
     r.cursor = Math.max(r.cursor, to);
-    if (r.cursor >= r.to) this.finishRecount(r, nowMs);
+    if (r.cursor >= r.to) this.finishRecount(r, atMs);
   }
 
-  private finishRecount(r: Recount, nowMs: number): void {
+  private finishRecount(r: Recount, atMs: number): void {
     if (!r.first) this.drift = r.drift;
     this.complete = true;
-    this.lastRecountSeconds = (nowMs - r.startedAtMs) / 1000;
+    this.lastRecountSeconds = Math.max(0, atMs - r.startedAtMs) / 1000;
     this.recount = null;
   }
 
