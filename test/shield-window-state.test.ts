@@ -6,7 +6,7 @@
  * and a pause longer than memory holds starts over.
  */
 import { describe, expect, it } from 'vitest';
-import { noSeconds, packSeconds, ShieldWindow, type SecondCounts, type StepPlan, type StepRead } from '../src/sources/shield-window.js';
+import { emptyStepRead, noSeconds, packSeconds, ShieldWindow, type SecondCounts, type StepPlan, type StepRead } from '../src/sources/shield-window.js';
 
 const T0 = new Date('2026-03-01T00:00:00.000Z');
 const sec0 = T0.getTime() / 1000;
@@ -15,21 +15,7 @@ const at = (seconds: number) => new Date(T0.getTime() + seconds * 1000);
 const row = (second: number, allow: number, block = 0): SecondCounts => ({ second: sec0 + second, counts: [allow, block, 0, 0, 0, 0] });
 const zeros = () => [0, 0, 0, 0, 0, 0];
 
-function emptyRead(plan: StepPlan, more: Partial<StepRead> = {}): StepRead {
-  return {
-    maxId: plan.watermark,
-    initGaps: [],
-    truncated: false,
-    added: [],
-    inserted: zeros(),
-    front: noSeconds(),
-    newGaps: [],
-    found: [],
-    chunk: null,
-    edges: { left: zeros(), right: zeros() },
-    ...more,
-  };
-}
+const emptyRead = (plan: StepPlan, more: Partial<StepRead> = {}): StepRead => ({ ...emptyStepRead(plan), ...more });
 
 function newWindow(over: Partial<ConstructorParameters<typeof ShieldWindow>[0]> = {}) {
   return new ShieldWindow({

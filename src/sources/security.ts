@@ -19,6 +19,7 @@ import { Prisma } from '../generated/prisma/client.js';
 import { countInvalid as countInvalidOnce, SampleSet, type InvalidCounts, type Sample } from '../metrics/sample.js';
 import {
   DECISION_COLUMNS,
+  emptyStepRead,
   labelCounts,
   ShieldWindow,
   type ColumnCounts,
@@ -27,6 +28,7 @@ import {
   type PerSecond,
   type StepPlan,
   type StepRead,
+  zeros,
 } from './shield-window.js';
 import type { SecurityOverview } from '../contract.js';
 import type { CollectContext, Source, SourceData } from './types.js';
@@ -171,10 +173,6 @@ async function readPacked(tx: DbTx, grouped: Prisma.Sql): Promise<Packed> {
   return out;
 }
 
-function zeros(): ColumnCounts {
-  return new Array<number>(DECISION_COLUMNS.length).fill(0);
-}
-
 /** Rows of ShieldEvent in [from, to) per second (index range on "timestamp"), optionally only ids <= maxId. */
 async function readSeconds(tx: DbTx, labels: EnumLabels, from: number, to: number, maxId?: bigint): Promise<PerSecond> {
   const ids = maxId === undefined ? Prisma.empty : Prisma.sql`AND "id" <= ${maxId}::bigint`;
@@ -192,18 +190,7 @@ async function readSeconds(tx: DbTx, labels: EnumLabels, from: number, to: numbe
 
 /** One step of the window (see shield-window.ts), and the plan's recount chunk, in the transaction's snapshot. */
 async function readStep(tx: DbTx, labels: EnumLabels, plan: StepPlan): Promise<StepRead> {
-  const read: StepRead = {
-    maxId: plan.watermark,
-    initGaps: [],
-    truncated: false,
-    added: [],
-    inserted: zeros(),
-    front: noSeconds(),
-    newGaps: [],
-    found: [],
-    chunk: null,
-    edges: { left: zeros(), right: zeros() },
-  };
+  const read = emptyStepRead(plan);
   if (plan.init) {
     const [{ maxId }] = (await tx.$queryRaw<Array<{ maxId: bigint | null }>>`SELECT max("id") AS "maxId" FROM "ShieldEvent"`) as [
       { maxId: bigint | null },

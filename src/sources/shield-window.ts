@@ -160,8 +160,25 @@ export interface ShieldWindowOptions {
   maxChunkSeconds: number;
 }
 
-function zeros(): ColumnCounts {
+/** One zero per column. */
+export function zeros(): ColumnCounts {
   return new Array<number>(COLS).fill(0);
+}
+
+/** What a step that read nothing gives: the source fills it in as it reads; tests apply it as is. */
+export function emptyStepRead(plan: StepPlan): StepRead {
+  return {
+    maxId: plan.watermark,
+    initGaps: [],
+    truncated: false,
+    added: [],
+    inserted: zeros(),
+    front: noSeconds(),
+    newGaps: [],
+    found: [],
+    chunk: null,
+    edges: { left: zeros(), right: zeros() },
+  };
 }
 
 /** Column counts as counts per decision label (NULL and OTHER under UNKNOWN). */
