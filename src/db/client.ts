@@ -1,15 +1,26 @@
 /**
- * The exporter's database access: Prisma Client on the node-postgres driver
- * adapter, a small pool the exporter owns, and read-only snapshot
- * transactions that PostgreSQL itself stops at the collection's timeout.
+ * The exporter's database access: node-postgres, a small pool the exporter
+ * owns, and read-only snapshot transactions that PostgreSQL itself stops at
+ * the collection's timeout.
+ *
+ * Every statement the exporter runs is SQL of its own (composed with `sql`
+ * templates), so it talks to node-postgres directly rather than through
+ * Prisma Client: Prisma's query compiler (WebAssembly) would cost the process
+ * ~40 MiB of resident memory for statements it never compiles. The schema,
+ * its migrations and the demo's typed client stay Prisma's.
  */
 import { connect as netConnect } from 'node:net';
-import { PrismaPg } from '@prisma/adapter-pg';
 import pg from 'pg';
-import { PrismaClient } from '../generated/prisma/client.js';
+import { bindValue, rowTypes } from './row-types.js';
+import { Sql } from './sql.js';
 
-/** The transaction client a source reads through. */
-export type DbTx = Omit<PrismaClient, '$connect' | '$disconnect' | '$on' | '$transaction' | '$extends'>;
+/** The transaction a source reads through: every statement in one snapshot. */
+export interface DbTx {
+  /** Runs one statement (a `sql` template, or a composed `Sql`) and resolves to its rows. */
+  query<T = unknown[]>(query: TemplateStringsArray | Sql, ...values: unknown[]): Promise<T>;
+  /** Runs trusted text with `$1, $2, …` placeholders bound to `values`, and resolves to its rows. */
+  queryUnsafe<T = unknown[]>(text: string, ...values: unknown[]): Promise<T>;
+}
 
 /** How long after the timeout a transaction still running is cancelled and its connection closed, ms. */
 const DEADLINE_GRACE_MS = 500;
@@ -36,8 +47,7 @@ const SQLSTATE_HINTS: Readonly<Record<string, string>> = {
 
 /**
  * A statement the server refused, with the server's own message and
- * SQLSTATE first (not Prisma's "Invalid `prisma.$queryRaw()` invocation"
- * preamble), and what to do about it where that is known.
+ * SQLSTATE, and what to do about it where that is known.
  */
 export class DatabaseQueryError extends Error {
   constructor(
@@ -51,14 +61,11 @@ export class DatabaseQueryError extends Error {
   }
 }
 
-/** The server's message and SQLSTATE inside a Prisma raw-query error, else the error unchanged. */
+/** A server error as a DatabaseQueryError (message, SQLSTATE and hint), else the error unchanged. */
 export function clarifyQueryError(err: unknown): unknown {
-  if (!(err instanceof Error)) return err;
-  const m = /Code: `([0-9A-Z]{5})`\. Message: `([\s\S]*)`\s*$/.exec(err.message);
-  if (!m) return err;
-  const [, code, message] = m as unknown as [string, string, string];
-  const hint = SQLSTATE_HINTS[code];
-  return new DatabaseQueryError(`${message} (SQLSTATE ${code})${hint ? `; ${hint}` : ''}`, code, { cause: err });
+  if (!(err instanceof pg.DatabaseError) || !err.code || !/^[0-9A-Z]{5}$/.test(err.code)) return err;
+  const hint = SQLSTATE_HINTS[err.code];
+  return new DatabaseQueryError(`${err.message} (SQLSTATE ${err.code})${hint ? `; ${hint}` : ''}`, err.code, { cause: err });
 }
 
 /** The `application_name` of the exporter's sessions (pg_stat_activity shows it). */
@@ -90,19 +97,16 @@ function sendCancel(client: KeyedClient): void {
 
 /** Read access to the platform's database. */
 export class Database {
-  readonly prisma: PrismaClient;
-  /** The pool under Prisma (the exporter's own, so it can count and cancel). */
+  /** The exporter's own pool, so it can count connections and cancel statements. */
   readonly pool: pg.Pool;
   private readonly clients = new Set<KeyedClient>();
-  /** Times each connection was taken from the pool, and which are taken now. */
-  private readonly leases = new WeakMap<object, number>();
-  private readonly checkedOut = new WeakSet<object>();
 
   constructor(options: DatabaseOptions) {
     this.pool = new pg.Pool({
       connectionString: options.url,
       max: options.poolMax,
       application_name: APPLICATION_NAME,
+      types: rowTypes,
       // Fail fast when the server is gone instead of queueing scrapes.
       connectionTimeoutMillis: 5_000,
       idleTimeoutMillis: 30_000,
@@ -111,81 +115,104 @@ export class Database {
     // An idle connection that the server closes (a restart) is dropped by the
     // pool and reported here; the next collection opens a new one.
     this.pool.on('error', () => undefined);
-    this.pool.on('connect', (c) => this.clients.add(c as unknown as KeyedClient));
+    this.pool.on('connect', (c) => {
+      this.clients.add(c as unknown as KeyedClient);
+      // A connection that breaks while a collection holds it (the server
+      // gone, or our own deadline cutting it) fails that collection's
+      // statement, which reports it; the client's 'error' event must not
+      // also end the process as an unhandled one.
+      c.on('error', () => undefined);
+    });
     this.pool.on('remove', (c) => this.clients.delete(c as unknown as KeyedClient));
-    this.pool.on('acquire', (c) => {
-      this.leases.set(c, (this.leases.get(c) ?? 0) + 1);
-      this.checkedOut.add(c);
-    });
-    this.pool.on('release', (_err, c) => this.checkedOut.delete(c));
-    const adapter = new PrismaPg(this.pool, {
-      onPoolError: () => undefined,
-      onConnectionError: () => undefined,
-    });
-    // Minimal error messages: no call-site excerpts in logs.
-    this.prisma = new PrismaClient({ adapter, errorFormat: 'minimal' });
   }
 
   /**
    * Runs `fn` in one REPEATABLE READ, read-only transaction (one consistent
    * snapshot for all of a source's queries) that ends at `timeoutMs`: every
-   * statement has that statement_timeout and lock_timeout, the statement
-   * still running at the deadline is cancelled on the server (and its
-   * connection closed), and Prisma refuses further statements, so nothing
-   * keeps running on the server after the collection gave up.
+   * statement has that statement_timeout and lock_timeout, a statement
+   * started after it is refused, and the statement still running a little
+   * after it is cancelled on the server (and its connection closed), so
+   * nothing keeps running on the server after the collection gave up.
    */
   async read<T>(timeoutMs: number, fn: (tx: DbTx) => Promise<T>): Promise<T> {
     const ms = Math.max(1, Math.round(timeoutMs));
-    let backend: KeyedClient | undefined;
-    let lease: number | undefined;
+    const client = (await this.acquire(ms)) as pg.PoolClient & KeyedClient;
+    const started = Date.now();
     let done = false;
+    let broken: Error | undefined;
     // The backstop for a transaction that outlives its timeout although each
     // statement stays under statement_timeout (several slow ones in a row).
     // It fires a little after the timeout, so that a single slow statement is
     // ended by PostgreSQL's own statement_timeout first and its connection
-    // stays usable.
+    // stays usable. The connection is closed as well: a cancel arrives a
+    // moment later and must not find another transaction's statement on it.
     const deadline = setTimeout(() => {
-      // Only while this transaction still holds the connection (not once it is
-      // back in the pool or lent to another). The connection is then closed
-      // as well: a cancel arrives a moment later, and must not find another
-      // transaction's statement on a connection reused in between.
-      if (done || !backend || !this.checkedOut.has(backend) || this.leases.get(backend) !== lease) return;
-      sendCancel(backend);
-      backend.connection.stream.destroy();
+      if (done) return;
+      broken = new Error(`transaction cancelled ${DEADLINE_GRACE_MS} ms after its ${ms} ms timeout`);
+      sendCancel(client);
+      client.connection.stream.destroy();
     }, ms + DEADLINE_GRACE_MS);
     deadline.unref();
+    const run = async <R>(text: string, values: readonly unknown[]): Promise<R> => {
+      if (done) throw new Error('the transaction is already over');
+      if (Date.now() - started > ms) throw new Error(`transaction timed out: no statement starts after its ${ms} ms timeout`);
+      const result = await client.query({ text, values: values.map(bindValue) });
+      return result.rows as R;
+    };
+    const tx: DbTx = {
+      query: (query, ...values) => {
+        const statement = query instanceof Sql ? query : new Sql(query, values);
+        return run(statement.text, statement.values);
+      },
+      queryUnsafe: (text, ...values) => run(text, values),
+    };
     try {
-      return await this.prisma.$transaction(
-        async (tx) => {
-          // One round trip: the backend (to cancel it at the deadline) and the
-          // transaction's settings; set_config(..., true) is SET LOCAL. JIT is
-          // off: it compiles for row estimates that grow with history (the
-          // late-commit id probe at 30M events) and costs more than these
-          // small queries take to run. TimeZone UTC: the queries pass instants
-          // as UTC wall times, which a timestamptz column (a platform that
-          // declares them so) compares through the session's time zone.
-          // Every setting is transaction-scoped, so a pooler in transaction
-          // mode never carries one to another client.
-          const [row] = await tx.$queryRawUnsafe<Array<{ pid: number }>>(
-            `SELECT pg_backend_pid() AS pid,
-                    set_config('transaction_read_only', 'on', true),
-                    set_config('statement_timeout', $1, true),
-                    set_config('lock_timeout', $1, true),
-                    set_config('jit', 'off', true),
-                    set_config('TimeZone', 'UTC', true)`,
-            String(ms),
-          );
-          backend = [...this.clients].find((c) => c.processID === row?.pid);
-          lease = backend ? this.leases.get(backend) : undefined;
-          return fn(tx);
-        },
-        { isolationLevel: 'RepeatableRead', maxWait: ms, timeout: ms },
-      );
+      // One round trip opens the transaction with its settings; each is
+      // transaction-scoped (SET LOCAL), so a pooler in transaction mode never
+      // carries one to another client. JIT is off: it compiles for row
+      // estimates that grow with history (the late-commit id probe at 30M
+      // events) and costs more than these small queries take to run.
+      // TimeZone UTC: the queries pass instants as UTC wall times, which a
+      // timestamptz column (a platform that declares them so) compares
+      // through the session's time zone. `ms` is an integer of ours.
+      await client.query(`BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
+        SET LOCAL statement_timeout = ${ms}; SET LOCAL lock_timeout = ${ms};
+        SET LOCAL jit = off; SET LOCAL TimeZone = 'UTC'`);
+      const result = await fn(tx);
+      await client.query('COMMIT');
+      return result;
     } catch (err) {
+      // A failed statement aborts the transaction; end it so that the
+      // connection goes back to the pool clean (or is dropped if it cannot).
+      if (!broken) await client.query('ROLLBACK').catch((e: Error) => (broken = e));
       throw clarifyQueryError(err);
     } finally {
       done = true;
       clearTimeout(deadline);
+      client.release(broken ?? (client.connection.stream.destroyed ? new Error('connection closed') : undefined));
+    }
+  }
+
+  /** A connection from the pool within `ms`; one that arrives later goes back to the pool at once. */
+  private async acquire(ms: number): Promise<pg.PoolClient> {
+    let timer: NodeJS.Timeout | undefined;
+    let gaveUp = false;
+    const pending = this.pool.connect();
+    try {
+      return await Promise.race([
+        pending,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => {
+            gaveUp = true;
+            reject(new Error(`no database connection within the ${ms} ms timeout (pool of ${this.pool.options.max})`));
+          }, ms);
+        }),
+      ]);
+    } catch (err) {
+      if (gaveUp) pending.then((c) => c.release(), () => undefined);
+      throw err;
+    } finally {
+      clearTimeout(timer);
     }
   }
 
@@ -195,7 +222,7 @@ export class Database {
    */
   async ping(timeoutMs: number): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
-    const ping = this.read(timeoutMs, (tx) => tx.$queryRaw`SELECT 1`);
+    const ping = this.read(timeoutMs, (tx) => tx.query`SELECT 1`);
     try {
       await Promise.race([
         ping,
@@ -213,7 +240,7 @@ export class Database {
   /** What the connected role may do (the exporter warns when it can write). */
   async privileges(timeoutMs: number): Promise<RolePrivileges> {
     const [row] = await this.read(timeoutMs, (tx) =>
-      tx.$queryRaw<RolePrivileges[]>`
+      tx.query<RolePrivileges[]>`
         SELECT current_user::text AS "user",
                COALESCE((SELECT rolsuper FROM pg_roles WHERE rolname = current_user), false) AS superuser,
                ARRAY(SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -237,7 +264,6 @@ export class Database {
    */
   async close(graceMs = 1_500): Promise<void> {
     const sleep = (ms: number) => new Promise<false>((resolve) => setTimeout(() => resolve(false), ms).unref());
-    await Promise.race([this.prisma.$disconnect(), sleep(graceMs)]);
     if (this.pool.ended) return;
     const ended = this.pool.end().then(() => true as const);
     if (await Promise.race([ended, sleep(graceMs)])) return;

@@ -11,7 +11,7 @@
  * literals that PostgreSQL types as the column's own type: the same text as
  * the index predicates, on text and enum schemas alike.
  */
-import { Prisma } from '../generated/prisma/client.js';
+import { raw, type Sql } from './sql.js';
 import type { DbTx } from './client.js';
 
 /** An enum-like column of a contract table, as `Table.column`. */
@@ -28,7 +28,7 @@ export type EnumLabels = ReadonlyMap<EnumColumn, readonly string[] | null>;
 export async function readEnumLabels(tx: DbTx, columns: readonly EnumColumn[]): Promise<EnumLabels> {
   const tables = columns.map((c) => c.slice(0, c.indexOf('.')));
   const names = columns.map((c) => c.slice(c.indexOf('.') + 1));
-  const rows = await tx.$queryRaw<Array<{ table: string; column: string; labels: string[] | null }>>`
+  const rows = await tx.query<Array<{ table: string; column: string; labels: string[] | null }>>`
     SELECT k.tbl AS "table", k.col AS "column",
            CASE WHEN t.typtype = 'e'
                 THEN ARRAY(SELECT e.enumlabel::text FROM pg_enum e WHERE e.enumtypid = t.oid ORDER BY e.enumsortorder)
@@ -58,18 +58,18 @@ function quoted(column: EnumColumn, alias: string | undefined): string {
  * `"col" IN ('A', 'B')` over the wanted values the column can hold; `FALSE`
  * when it can hold none of them. `alias` qualifies the column (`b."status"`).
  */
-export function isOneOf(labels: EnumLabels, column: EnumColumn, wanted: readonly string[], alias?: string): Prisma.Sql {
+export function isOneOf(labels: EnumLabels, column: EnumColumn, wanted: readonly string[], alias?: string): Sql {
   const present = presentLabels(labels, column, wanted);
-  if (present.length === 0) return Prisma.raw('FALSE');
-  return Prisma.raw(`${quoted(column, alias)} IN (${present.map(literal).join(', ')})`);
+  if (present.length === 0) return raw('FALSE');
+  return raw(`${quoted(column, alias)} IN (${present.map(literal).join(', ')})`);
 }
 
 /**
  * `"col" NOT IN ('A', 'B')` over the wanted values the column can hold, so a
  * NULL stays excluded as before; `"col" IS NOT NULL` when it can hold none.
  */
-export function isNoneOf(labels: EnumLabels, column: EnumColumn, wanted: readonly string[], alias?: string): Prisma.Sql {
+export function isNoneOf(labels: EnumLabels, column: EnumColumn, wanted: readonly string[], alias?: string): Sql {
   const present = presentLabels(labels, column, wanted);
-  if (present.length === 0) return Prisma.raw(`${quoted(column, alias)} IS NOT NULL`);
-  return Prisma.raw(`${quoted(column, alias)} NOT IN (${present.map(literal).join(', ')})`);
+  if (present.length === 0) return raw(`${quoted(column, alias)} IS NOT NULL`);
+  return raw(`${quoted(column, alias)} NOT IN (${present.map(literal).join(', ')})`);
 }

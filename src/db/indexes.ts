@@ -127,7 +127,7 @@ export function createIndexSql(ix: ExporterIndex, labels: EnumLabels, options: {
   return `${how} ${ident(ix.name)} ON ${ident(ix.table)}${ix.keys}${where}`;
 }
 
-/** A query over some connection: `pg`'s, or a Prisma transaction's `$queryRawUnsafe`. */
+/** A query over some connection: `pg`'s, or a read transaction's `queryUnsafe`. */
 export type QueryFn = <R>(sql: string, params: unknown[]) => Promise<R[]>;
 
 /** Reads the labels of the predicates' columns (readEnumLabels' query, over any connection). */

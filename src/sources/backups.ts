@@ -11,7 +11,7 @@
 import { KNOWN } from '../catalog.js';
 import type { Database } from '../db/client.js';
 import { isOneOf, presentLabels, readEnumLabels, type EnumLabels } from '../db/enum-labels.js';
-import { Prisma } from '../generated/prisma/client.js';
+import { raw, sql, type Sql } from '../db/sql.js';
 import { countInvalid, LabelLimiter, SampleSet, toSeconds, type InvalidCounts, type Sample } from '../metrics/sample.js';
 import type { BackupOverview } from '../contract.js';
 import type { CollectContext, Source, SourceData } from './types.js';
@@ -162,20 +162,20 @@ export const INVALID_PROBE_LIMIT = 100;
  * end of the valid range (bounded ranges at the ends of the index). Cost
  * follows the number of types, not the million rows of history.
  */
-export function lastBackupsSql(labels: EnumLabels, now: Date, maxTypes: number = MAX_BACKUP_TYPES): Prisma.Sql {
-  const at = Prisma.raw('COALESCE(b."completedAt", b."startedAt")');
+export function lastBackupsSql(labels: EnumLabels, now: Date, maxTypes: number = MAX_BACKUP_TYPES): Sql {
+  const at = raw('COALESCE(b."completedAt", b."startedAt")');
   const valid = isValidTime(at, now);
   const latest = latestValidTime(now);
-  const earliest = Prisma.raw(`'${EARLIEST_VALID_TIME}'`);
+  const earliest = raw(`'${EARLIEST_VALID_TIME}'`);
   // Bare literals in the UNION take the column's type (text or its enum);
   // labels the enum lacks cannot occur, so they are left out.
   const critical = presentLabels(labels, 'Backup.resourceType', KNOWN.criticalBackupTypes);
-  const criticalRows = Prisma.raw(critical.map((c) => ` UNION SELECT '${c.replace(/'/g, "''")}'`).join(''));
-  const name = Prisma.raw('t.rt::text');
+  const criticalRows = raw(critical.map((c) => ` UNION SELECT '${c.replace(/'/g, "''")}'`).join(''));
+  const name = raw('t.rt::text');
   const perStatus = (status: 'COMPLETED' | 'FAILED') => {
     const is = isOneOf(labels, 'Backup.status', [status]);
     const isB = isOneOf(labels, 'Backup.status', [status], 'b');
-    return Prisma.sql`(
+    return sql`(
       WITH RECURSIVE walk(rt, n) AS (
         SELECT min("resourceType"), 1 FROM "Backup" WHERE ${is}
         UNION ALL
@@ -186,7 +186,7 @@ export function lastBackupsSql(labels: EnumLabels, now: Date, maxTypes: number =
                   ELSE left(${name}, ${TYPE_KEPT}::int) || '…' || left(encode(sha256(convert_to(${name}, 'UTF8')), 'hex'), 8)
              END AS "resourceType",
              length(${name}) > ${MAX_TYPE_LENGTH}::int AS "cut",
-             ${Prisma.raw(`'${status}'`)} AS status,
+             ${raw(`'${status}'`)} AS status,
              (SELECT max(${at}) FROM "Backup" b WHERE ${isB} AND b."resourceType" = t.rt AND ${valid}) AS at,
              ((SELECT count(*) FROM (SELECT 1 FROM "Backup" b
                                       WHERE ${isB} AND b."resourceType" = t.rt
@@ -201,17 +201,17 @@ export function lastBackupsSql(labels: EnumLabels, now: Date, maxTypes: number =
         FROM (SELECT rt FROM walk WHERE rt IS NOT NULL AND n <= ${maxTypes}::int${criticalRows}) t
        ORDER BY t.rt)`;
   };
-  return Prisma.sql`${perStatus('COMPLETED')} UNION ALL ${perStatus('FAILED')}`;
+  return sql`${perStatus('COMPLETED')} UNION ALL ${perStatus('FAILED')}`;
 }
 
 /** Reads the newest valid backup of every type and status, in one snapshot. */
 async function readBackups(db: Database, ctx: CollectContext): Promise<{ installed: boolean; rows: LastBackupRow[] }> {
   return db.read(ctx.timeoutMs, async (tx) => {
-    const [{ installed }] = (await tx.$queryRaw<Array<{ installed: boolean }>>`
+    const [{ installed }] = (await tx.query<Array<{ installed: boolean }>>`
       SELECT to_regclass('public."Backup"') IS NOT NULL AS installed`) as [{ installed: boolean }];
     if (!installed) return { installed, rows: [] as LastBackupRow[] };
     const labels = await readEnumLabels(tx, ['Backup.status', 'Backup.resourceType']);
-    const rows = await tx.$queryRaw<LastBackupRow[]>(lastBackupsSql(labels, ctx.now));
+    const rows = await tx.query<LastBackupRow[]>(lastBackupsSql(labels, ctx.now));
     return { installed, rows };
   });
 }

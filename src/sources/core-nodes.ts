@@ -12,7 +12,7 @@
 import { KNOWN, MISSING_NODE_STATUS, UNKNOWN_LABEL } from '../catalog.js';
 import type { Database } from '../db/client.js';
 import { isOneOf, readEnumLabels } from '../db/enum-labels.js';
-import { Prisma } from '../generated/prisma/client.js';
+import { raw, type Sql } from '../db/sql.js';
 import { countInvalid, knownLabel, SampleSet, toSeconds, type InvalidCounts, type Sample } from '../metrics/sample.js';
 import type { CoreNodeOverview } from '../contract.js';
 import type { CollectContext, Source, SourceData } from './types.js';
@@ -282,9 +282,9 @@ export function coreNodesOverview(data: CoreNodesData): CoreNodeOverview[] {
  * where JSON.parse gives Infinity); 0 when it rounds to zero as a double
  * (PostgreSQL refuses such a cast, JSON.parse gives 0).
  */
-function percentColumns(key: 'cpuPercent' | 'ramPercent' | 'diskPercent', prefix: 'cpu' | 'ram' | 'disk'): Prisma.Sql {
+function percentColumns(key: 'cpuPercent' | 'ramPercent' | 'diskPercent', prefix: 'cpu' | 'ram' | 'disk'): Sql {
   const v = `(r.m -> '${key}')`;
-  return Prisma.raw(`jsonb_typeof(${v}) AS "${prefix}Type",
+  return raw(`jsonb_typeof(${v}) AS "${prefix}Type",
          CASE WHEN jsonb_typeof(${v}) <> 'number' THEN NULL
               WHEN abs(${v}::numeric) >= 1.7976931348623158079e308 THEN NULL
               WHEN abs(${v}::numeric) <= 2.4703282292062328e-324 THEN 0::float8
@@ -306,7 +306,7 @@ export async function readCoreNodes(db: Database, ctx: CollectContext, options: 
     // whole document; OFFSET 0 keeps it a value the outer keys reuse): a
     // 40 MiB document costs one decompression in the server, and only the
     // types and numbers of its three keys are sent.
-    const rows = await tx.$queryRaw<CoreNodeRow[]>`
+    const rows = await tx.query<CoreNodeRow[]>`
       SELECT left(r."id", ${MAX_TEXT_LENGTH}::int) AS "id",
              CASE WHEN length(r."hostname") <= ${MAX_HOSTNAME_LENGTH}::int THEN r."hostname"
                   ELSE left(r."hostname", ${HOSTNAME_KEPT}::int) || '…' || left(encode(sha256(convert_to(r."hostname", 'UTF8')), 'hex'), 8)
@@ -318,8 +318,8 @@ export async function readCoreNodes(db: Database, ctx: CollectContext, options: 
              ${percentColumns('cpuPercent', 'cpu')},
              ${percentColumns('ramPercent', 'ram')},
              ${percentColumns('diskPercent', 'disk')},
-             CASE WHEN ${isValidTime(Prisma.raw('r.at'), ctx.now)} THEN r.at END AS "lastMetricsAt",
-             (r.at IS NOT NULL AND NOT ${isValidTime(Prisma.raw('r.at'), ctx.now)}) AS "badLastMetricsAt"
+             CASE WHEN ${isValidTime(raw('r.at'), ctx.now)} THEN r.at END AS "lastMetricsAt",
+             (r.at IS NOT NULL AND NOT ${isValidTime(raw('r.at'), ctx.now)}) AS "badLastMetricsAt"
         FROM (SELECT n."id", COALESCE(n."hostname", '') AS "hostname", n."role", n."status", n."lastMetricsAt" AS at, n."metrics"::jsonb #> '{}' AS m
                 FROM (SELECT n."id"
                         FROM "CoreNode" n
@@ -332,7 +332,7 @@ export async function readCoreNodes(db: Database, ctx: CollectContext, options: 
                 JOIN "CoreNode" n ON n."id" = picked."id"
               OFFSET 0) r`;
     const known = isOneOf(labels, 'CoreNode.status', KNOWN.nodeStatus);
-    const counts = await tx.$queryRaw<CoreNodeStatusCount[]>`
+    const counts = await tx.query<CoreNodeStatusCount[]>`
       SELECT CASE WHEN ${known} THEN "status"::text END AS "status", count(*)::int AS "nodes"
         FROM "CoreNode"
        GROUP BY 1`;

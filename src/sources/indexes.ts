@@ -50,7 +50,7 @@ export function indexesSource(
     backend: 'database',
     async collect(ctx: CollectContext): Promise<IndexesData> {
       const indexes = await db.read(ctx.timeoutMs, (tx) =>
-        inspectIndexes(<R>(sql: string, params: unknown[]) => tx.$queryRawUnsafe<R[]>(sql, ...params), { concurrently: true }),
+        inspectIndexes(<R>(sql: string, params: unknown[]) => tx.queryUnsafe<R[]>(sql, ...params), { concurrently: true }),
       );
       for (const s of indexes) {
         if (!s.tableExists || s.valid) continue;

@@ -51,7 +51,7 @@
 import { KNOWN, OVERFLOW_LABEL, UNKNOWN_LABEL, WORK_DURATION_BUCKETS } from '../catalog.js';
 import type { DbTx } from '../db/client.js';
 import { isOneOf, presentLabels, type EnumLabels } from '../db/enum-labels.js';
-import { Prisma } from '../generated/prisma/client.js';
+import { join, raw, sql, type Sql } from '../db/sql.js';
 import { countInvalid, type HistogramValue, type InvalidCounts } from '../metrics/sample.js';
 import { CLOCK_SKEW_MS } from './valid-time.js';
 
@@ -355,11 +355,11 @@ export class ProvisioningFlow {
 }
 
 /** SQL instant: a Unix second as UTC wall time (the timestamp(3) convention; compares right with timestamptz under TimeZone UTC). */
-function at(second: number): Prisma.Sql {
-  return Prisma.sql`(${new Date(second * 1000).toISOString()}::timestamptz AT TIME ZONE 'UTC')`;
+function at(second: number): Sql {
+  return sql`(${new Date(second * 1000).toISOString()}::timestamptz AT TIME ZONE 'UTC')`;
 }
 
-const MIN_TIME = Prisma.raw(`'0001-01-01 00:00:00'`);
+const MIN_TIME = raw(`'0001-01-01 00:00:00'`);
 
 /** Adjacent seconds as [from, to) ranges. */
 function ranges(seconds: readonly number[]): Array<[number, number]> {
@@ -376,7 +376,7 @@ function ranges(seconds: readonly number[]): Array<[number, number]> {
  * The type as a label, cut like provisioning.ts cuts labels (190 characters,
  * `…`, 8 hex digits of its SHA-256).
  */
-const TYPE_LABEL = Prisma.raw(
+const TYPE_LABEL = raw(
   `CASE WHEN length("type"::text) > 200 ` +
     `THEN left("type"::text, 190) || '…' || left(encode(sha256(convert_to("type"::text, 'UTF8')), 'hex'), 8) ` +
     `ELSE "type"::text END`,
@@ -391,22 +391,22 @@ const TYPE_LABEL = Prisma.raw(
 export function flowQueries(labels: EnumLabels, from: number, to: number, changed: readonly number[], now: Date) {
   const terminal = isOneOf(labels, 'ProvisioningJob.status', KNOWN.terminalJobStatus);
   const where = changed.length
-    ? Prisma.join(
-        ranges(changed).map(([a, b]) => Prisma.sql`("finishedAt" >= ${at(a)} AND "finishedAt" < ${at(b)})`),
+    ? join(
+        ranges(changed).map(([a, b]) => sql`("finishedAt" >= ${at(a)} AND "finishedAt" < ${at(b)})`),
         ' OR ',
       )
-    : Prisma.raw('FALSE');
+    : raw('FALSE');
   // Times are judged in SQL: an infinite or BC createdAt never reaches a subtraction.
-  const valid = Prisma.sql`("createdAt" >= ${MIN_TIME} AND "createdAt" <= "finishedAt")`;
-  const startValid = Prisma.sql`(${valid} AND "startedAt" >= "createdAt" AND "startedAt" <= "finishedAt")`;
+  const valid = sql`("createdAt" >= ${MIN_TIME} AND "createdAt" <= "finishedAt")`;
+  const startValid = sql`(${valid} AND "startedAt" >= "createdAt" AND "startedAt" <= "finishedAt")`;
   const latest = at(Math.floor((now.getTime() + CLOCK_SKEW_MS) / 1000));
   return {
-    summary: Prisma.sql`
+    summary: sql`
       SELECT floor(extract(epoch FROM "finishedAt"))::float8 AS second, count(*)::int AS n, sum(hashtext("id"::text))::text AS hash
         FROM "ProvisioningJob"
        WHERE ${terminal} AND "finishedAt" >= ${at(from)} AND "finishedAt" < ${at(to)}
        GROUP BY 1`,
-    rows: Prisma.sql`
+    rows: sql`
       SELECT floor(extract(epoch FROM "finishedAt"))::float8 AS second, md5("id"::text) AS id,
              ${TYPE_LABEL} AS type, length("type"::text) > 200 AS "typeCut", "status"::text AS status,
              CASE WHEN ${valid} THEN extract(epoch FROM "finishedAt" - "createdAt")::float8 END AS duration,
@@ -414,10 +414,10 @@ export function flowQueries(labels: EnumLabels, from: number, to: number, change
              ("startedAt" IS NOT NULL AND NOT COALESCE(${startValid}, FALSE)) AS "badStart"
         FROM "ProvisioningJob"
        WHERE ${terminal} AND (${where})`,
-    future: Prisma.sql`
+    future: sql`
       SELECT md5("id"::text) AS id FROM "ProvisioningJob"
        WHERE ${terminal} AND "finishedAt" > ${latest} LIMIT ${BAD_CAP}`,
-    counts: Prisma.sql`
+    counts: sql`
       SELECT (SELECT count(*) FROM (SELECT 1 FROM "ProvisioningJob" WHERE ${terminal} AND "finishedAt" < ${MIN_TIME} LIMIT ${BAD_CAP}) b)::int AS before,
              (SELECT count(*) FROM (SELECT 1 FROM "ProvisioningJob" WHERE ${terminal} AND "finishedAt" IS NULL LIMIT ${BAD_CAP}) n)::int AS nulls`,
   };
@@ -429,7 +429,7 @@ export async function readFlow(tx: DbTx, labels: EnumLabels, flow: ProvisioningF
   const { from, to, init, generation } = flow.range(now);
   const summaries =
     to > from
-      ? (await tx.$queryRaw<Array<{ second: number; n: number; hash: string }>>(flowQueries(labels, from, to, [], now).summary)).map((r) => ({
+      ? (await tx.query<Array<{ second: number; n: number; hash: string }>>(flowQueries(labels, from, to, [], now).summary)).map((r) => ({
           second: Number(r.second),
           n: Number(r.n),
           hash: String(r.hash),
@@ -450,7 +450,7 @@ export async function readFlow(tx: DbTx, labels: EnumLabels, flow: ProvisioningF
   };
   const rows: FinishedRow[] = [];
   if (changed.length > 0) {
-    const [p] = await tx.$queryRaw<Packed[]>`
+    const [p] = await tx.query<Packed[]>`
       SELECT array_agg(second) AS second, array_agg(id) AS id, array_agg(type) AS type, array_agg("typeCut") AS "typeCut",
              array_agg(status) AS status, array_agg(duration) AS duration, array_agg(queue) AS queue, array_agg("badStart") AS "badStart"
         FROM (${q.rows}) r`;
@@ -467,8 +467,8 @@ export async function readFlow(tx: DbTx, labels: EnumLabels, flow: ProvisioningF
       }),
     );
   }
-  const future = await tx.$queryRaw<Array<{ id: string }>>(q.future);
-  const [counts] = await tx.$queryRaw<Array<{ before: number; nulls: number }>>(q.counts);
+  const future = await tx.query<Array<{ id: string }>>(q.future);
+  const [counts] = await tx.query<Array<{ before: number; nulls: number }>>(q.counts);
   return {
     read: {
       generation,

@@ -11,7 +11,7 @@
  * times outside 0001-01-01 .. now + clock skew (infinity, BC, year 10000, the
  * future) never leave the database: they are counted as `bad_timestamp`.
  */
-import { Prisma } from '../generated/prisma/client.js';
+import { raw, sql, type Sql } from '../db/sql.js';
 import { KNOWN, OVERFLOW_LABEL, UNKNOWN_LABEL, WORK_DURATION_BUCKETS } from '../catalog.js';
 import type { Database } from '../db/client.js';
 import { isNoneOf, isOneOf, readEnumLabels, type EnumLabels } from '../db/enum-labels.js';
@@ -226,8 +226,8 @@ export function provisioningOverview(data: ProvisioningData): ProvisioningOvervi
 }
 
 /** SQL timestamp parameter: an instant as UTC wall time, as Prisma stores timestamp(3) columns. */
-function utc(d: Date): Prisma.Sql {
-  return Prisma.sql`(${d.toISOString()}::timestamptz AT TIME ZONE 'UTC')`;
+function utc(d: Date): Sql {
+  return sql`(${d.toISOString()}::timestamptz AT TIME ZONE 'UTC')`;
 }
 
 /**
@@ -240,15 +240,15 @@ function text(column: string): string {
 }
 
 /** A string for the API: at most MAX_TEXT_LENGTH characters, a cut one ending in `…`. */
-function apiText(column: string): Prisma.Sql {
+function apiText(column: string): Sql {
   const c = text(column);
-  return Prisma.raw(`CASE WHEN length(${c}) > ${MAX_TEXT_LENGTH} THEN left(${c}, ${MAX_TEXT_LENGTH - 1}) || '…' ELSE ${c} END`);
+  return raw(`CASE WHEN length(${c}) > ${MAX_TEXT_LENGTH} THEN left(${c}, ${MAX_TEXT_LENGTH - 1}) || '…' ELSE ${c} END`);
 }
 
 /** A string for a label: cut as the runner cuts labels (prefix, `…`, 8 hex digits of its SHA-256), so distinct values stay distinct. */
-function labelText(column: string): Prisma.Sql {
+function labelText(column: string): Sql {
   const c = text(column);
-  return Prisma.raw(
+  return raw(
     `CASE WHEN length(${c}) > ${MAX_TEXT_LENGTH} ` +
       `THEN left(${c}, ${MAX_TEXT_LENGTH - 10}) || '…' || left(encode(sha256(convert_to(${c}, 'UTF8')), 'hex'), 8) ` +
       `ELSE ${c} END`,
@@ -256,8 +256,8 @@ function labelText(column: string): Prisma.Sql {
 }
 
 /** Whether the column's text is longer than MAX_TEXT_LENGTH (and so cut). */
-function isCut(column: string): Prisma.Sql {
-  return Prisma.raw(`length(${text(column)}) > ${MAX_TEXT_LENGTH}`);
+function isCut(column: string): Sql {
+  return raw(`length(${text(column)}) > ${MAX_TEXT_LENGTH}`);
 }
 
 /**
@@ -265,7 +265,7 @@ function isCut(column: string): Prisma.Sql {
  * above the collection's now + clock skew are the future, year 10000 and
  * infinity. The literal takes the column's type (timestamp or timestamptz).
  */
-const MIN_TIME = Prisma.raw(`'0001-01-01 00:00:00'`);
+const MIN_TIME = raw(`'0001-01-01 00:00:00'`);
 
 /** The SQL of one collection, given the enum labels read in its snapshot. */
 export function provisioningQueries(labels: EnumLabels, now: Date, options: ProvisioningOptions) {
@@ -278,13 +278,13 @@ export function provisioningQueries(labels: EnumLabels, now: Date, options: Prov
   const stuckBefore = utc(new Date(now.getTime() - options.stuckThresholdSeconds * 1000));
   const since = utc(new Date(now.getTime() - DAY_MS));
   // A validated integer (config), written as a literal so GROUP BY and SELECT share one expression.
-  const limit = Prisma.raw(String(Math.trunc(options.labelValueLimit)));
-  const waitingSince = Prisma.sql`(CASE WHEN ${running} THEN COALESCE("startedAt", "createdAt") ELSE "createdAt" END)`;
-  const validSince = Prisma.sql`(${waitingSince} >= ${MIN_TIME} AND ${waitingSince} <= ${latest})`;
+  const limit = raw(String(Math.trunc(options.labelValueLimit)));
+  const waitingSince = sql`(CASE WHEN ${running} THEN COALESCE("startedAt", "createdAt") ELSE "createdAt" END)`;
+  const validSince = sql`(${waitingSince} >= ${MIN_TIME} AND ${waitingSince} <= ${latest})`;
   return {
     // Index "ProvisioningJob_live_idx": only non-terminal rows are read. Types
     // are ranked with stuck ones first, so a stuck type keeps its own label.
-    live: Prisma.sql`
+    live: sql`
       WITH g AS (
         SELECT "type"::text AS "type", "status"::text AS "status",
                count(*) AS jobs,
@@ -311,7 +311,7 @@ export function provisioningQueries(labels: EnumLabels, now: Date, options: Prov
     // Index "ProvisioningJob_failed_createdAt_idx": only the last day's
     // failures. The top pairs by count keep their labels; the rest is one
     // OTHER/OTHER row, so the sum stays the true total.
-    hotspots: Prisma.sql`
+    hotspots: sql`
       WITH p AS (
         SELECT "action"::text AS "action", "resourceType"::text AS "resourceType", count(*) AS failed
           FROM "ProvisioningJob"
@@ -329,13 +329,13 @@ export function provisioningQueries(labels: EnumLabels, now: Date, options: Prov
           FROM r WHERE rank > ${limit} HAVING count(*) > 0) x
        ORDER BY rank`,
     // Same index: the out-of-range and future failures, counted only.
-    badFailed: Prisma.sql`
+    badFailed: sql`
       SELECT count(*)::int AS n
         FROM "ProvisioningJob"
        WHERE ${failed}
          AND ("createdAt" > ${latest} OR "createdAt" < ${MIN_TIME})`,
     // Same index, read backwards from now: ten rows.
-    recent: Prisma.sql`
+    recent: sql`
       SELECT ${apiText('"id"')} AS "id", ${apiText('"action"')} AS "action", ${apiText('"resourceType"')} AS "resourceType",
              ${apiText('"resourceId"')} AS "resourceId", ${apiText('"tenantId"')} AS "tenantId", "createdAt",
              left("errorMessage", ${options.errorMessageMaxLength * 4 + 1}::int) AS "errorMessage"
@@ -358,10 +358,10 @@ async function readProvisioning(
   return db.read(ctx.timeoutMs, async (tx) => {
     const labels = await readEnumLabels(tx, ['ProvisioningJob.status']);
     const q = provisioningQueries(labels, ctx.now, options);
-    const live = await tx.$queryRaw<LiveJobsRow[]>(q.live);
-    const hotspots = await tx.$queryRaw<FailureHotspotRow[]>(q.hotspots);
-    const [bad] = await tx.$queryRaw<Array<{ n: number }>>(q.badFailed);
-    const recent = await tx.$queryRaw<ProvisioningRows['recent']>(q.recent);
+    const live = await tx.query<LiveJobsRow[]>(q.live);
+    const hotspots = await tx.query<FailureHotspotRow[]>(q.hotspots);
+    const [bad] = await tx.query<Array<{ n: number }>>(q.badFailed);
+    const recent = await tx.query<ProvisioningRows['recent']>(q.recent);
     const step = await readFlow(tx, labels, flow, ctx.now);
     return { rows: { live, hotspots, recent, badFailedTimestamps: bad?.n ?? 0 }, step };
   });

@@ -15,7 +15,7 @@ import { performance } from 'node:perf_hooks';
 import { KNOWN, UNKNOWN_LABEL } from '../catalog.js';
 import type { Database, DbTx } from '../db/client.js';
 import { isNoneOf, isOneOf, readEnumLabels, type EnumColumn, type EnumLabels } from '../db/enum-labels.js';
-import { Prisma } from '../generated/prisma/client.js';
+import { empty, join, raw, sql, type Sql } from '../db/sql.js';
 import { countInvalid as countInvalidOnce, SampleSet, type InvalidCounts, type Sample } from '../metrics/sample.js';
 import {
   DECISION_COLUMNS,
@@ -98,22 +98,22 @@ function expiry(ms: number): { promise: Promise<undefined>; cancel: () => void }
 
 const ENUM_COLUMNS: readonly EnumColumn[] = ['ShieldEvent.decision', 'ShieldPolicy.mode', 'GuardianFinding.status', 'GuardianFinding.severity'];
 
-function at(second: number): Prisma.Sql {
-  return Prisma.sql`(${new Date(second * 1000).toISOString()}::timestamptz AT TIME ZONE 'UTC')`;
+function at(second: number): Sql {
+  return sql`(${new Date(second * 1000).toISOString()}::timestamptz AT TIME ZONE 'UTC')`;
 }
 
 /**
  * `count(*) FILTER (...)` per known value, then NULL, then any other value of
  * `column`, as c0..cN: one bounded row whatever the values are.
  */
-function countColumns(labels: EnumLabels, column: EnumColumn, known: readonly string[]): Prisma.Sql {
-  const name = Prisma.raw(`"${column.slice(column.indexOf('.') + 1)}"`);
+function countColumns(labels: EnumLabels, column: EnumColumn, known: readonly string[]): Sql {
+  const name = raw(`"${column.slice(column.indexOf('.') + 1)}"`);
   const parts = [
     ...known.map((k) => isOneOf(labels, column, [k])),
-    Prisma.sql`${name} IS NULL`,
+    sql`${name} IS NULL`,
     isNoneOf(labels, column, known),
-  ].map((where, i) => Prisma.sql`count(*) FILTER (WHERE ${where})::int AS ${Prisma.raw(`c${i}`)}`);
-  return Prisma.join(parts, ', ');
+  ].map((where, i) => sql`count(*) FILTER (WHERE ${where})::int AS ${raw(`c${i}`)}`);
+  return join(parts, ', ');
 }
 
 /** Counts `n` values as invalid for `reason`; nothing when none (the reasons served are the ones that occurred). */
@@ -154,10 +154,10 @@ type PackedRow = { secs: Array<number | null> | null; ns: number[] | null; maxId
  * memory's seconds) and returns its groups as one row of arrays: a chunk of a
  * day transfers seven arrays, not 86,400 objects.
  */
-async function readPacked(tx: DbTx, grouped: Prisma.Sql): Promise<Packed> {
-  const cols = DECISION_COLUMNS.map((_, i) => Prisma.raw(`array_agg(c${i} ORDER BY sec) AS c${i}`));
-  const [row] = await tx.$queryRaw<PackedRow[]>`
-    SELECT array_agg(sec ORDER BY sec) AS secs, ${Prisma.join(cols, ', ')}, array_agg(n ORDER BY sec) AS ns, max("maxId") AS "maxId"
+async function readPacked(tx: DbTx, grouped: Sql): Promise<Packed> {
+  const cols = DECISION_COLUMNS.map((_, i) => raw(`array_agg(c${i} ORDER BY sec) AS c${i}`));
+  const [row] = await tx.query<PackedRow[]>`
+    SELECT array_agg(sec ORDER BY sec) AS secs, ${join(cols, ', ')}, array_agg(n ORDER BY sec) AS ns, max("maxId") AS "maxId"
       FROM (${grouped}) g`;
   const out: Packed = { perSecond: noSeconds(), totals: zeros(), n: 0, maxId: row?.maxId == null ? null : BigInt(row.maxId) };
   (row?.secs ?? []).forEach((sec, j) => {
@@ -175,10 +175,10 @@ async function readPacked(tx: DbTx, grouped: Prisma.Sql): Promise<Packed> {
 
 /** Rows of ShieldEvent in [from, to) per second (index range on "timestamp"), optionally only ids <= maxId. */
 async function readSeconds(tx: DbTx, labels: EnumLabels, from: number, to: number, maxId?: bigint): Promise<PerSecond> {
-  const ids = maxId === undefined ? Prisma.empty : Prisma.sql`AND "id" <= ${maxId}::bigint`;
+  const ids = maxId === undefined ? empty : sql`AND "id" <= ${maxId}::bigint`;
   const packed = await readPacked(
     tx,
-    Prisma.sql`
+    sql`
       SELECT floor(extract(epoch FROM "timestamp"))::float8 AS sec, ${countColumns(labels, 'ShieldEvent.decision', KNOWN.decision)},
              count(*)::int AS n, NULL::bigint AS "maxId"
         FROM "ShieldEvent"
@@ -192,15 +192,15 @@ async function readSeconds(tx: DbTx, labels: EnumLabels, from: number, to: numbe
 async function readStep(tx: DbTx, labels: EnumLabels, plan: StepPlan): Promise<StepRead> {
   const read = emptyStepRead(plan);
   if (plan.init) {
-    const [{ maxId }] = (await tx.$queryRaw<Array<{ maxId: bigint | null }>>`SELECT max("id") AS "maxId" FROM "ShieldEvent"`) as [
+    const [{ maxId }] = (await tx.query<Array<{ maxId: bigint | null }>>`SELECT max("id") AS "maxId" FROM "ShieldEvent"`) as [
       { maxId: bigint | null },
     ];
     read.maxId = maxId === null ? 0n : BigInt(maxId);
-    const [estimate] = await tx.$queryRaw<Array<{ rows: number | null }>>`
+    const [estimate] = await tx.query<Array<{ rows: number | null }>>`
       SELECT reltuples::float8 AS rows FROM pg_class WHERE oid = to_regclass('public."ShieldEvent"')`;
     if (estimate?.rows != null) read.rowEstimate = Number(estimate.rows);
     // Recent ids below the maximum that are not visible yet may still commit.
-    const gaps = await tx.$queryRaw<Array<{ from: bigint; to: bigint }>>`
+    const gaps = await tx.query<Array<{ from: bigint; to: bigint }>>`
       SELECT (id + 1) AS "from", (next_id - 1) AS "to"
         FROM (SELECT "id" AS id, lead("id") OVER (ORDER BY "id") AS next_id
                 FROM "ShieldEvent" WHERE "id" > ${read.maxId - BigInt(START_GAP_LOOKBACK)}::bigint) t
@@ -211,13 +211,13 @@ async function readStep(tx: DbTx, labels: EnumLabels, plan: StepPlan): Promise<S
   const counts = countColumns(labels, 'ShieldEvent.decision', KNOWN.decision);
   // Only seconds memory keeps take a bucket; the guard also keeps ±infinity
   // and out-of-range years away from extract().
-  const second = Prisma.sql`CASE WHEN "timestamp" >= ${at(plan.start)} AND "timestamp" < ${at(plan.addBefore)}
+  const second = sql`CASE WHEN "timestamp" >= ${at(plan.start)} AND "timestamp" < ${at(plan.addBefore)}
                                  THEN floor(extract(epoch FROM "timestamp"))::float8 END`;
   const watermark = plan.watermark;
   // Primary key range: only rows inserted since the last step.
   const batch = await readPacked(
     tx,
-    Prisma.sql`
+    sql`
       SELECT ${second} AS sec, ${counts}, count(*)::int AS n, max("id") AS "maxId"
         FROM (SELECT "id", "timestamp", "decision" FROM "ShieldEvent"
                WHERE "id" > ${watermark}::bigint ORDER BY "id" LIMIT ${BATCH_ROWS}) b
@@ -231,7 +231,7 @@ async function readStep(tx: DbTx, labels: EnumLabels, plan: StepPlan): Promise<S
   // Ids skipped between the old and the new watermark: in-flight inserts
   // (or rollbacks). Only looked for when the count says some are missing.
   if (read.maxId > watermark && BigInt(n) < read.maxId - watermark) {
-    const gaps = await tx.$queryRaw<Array<{ from: bigint; to: bigint }>>`
+    const gaps = await tx.query<Array<{ from: bigint; to: bigint }>>`
       SELECT (id + 1) AS "from", (next_id - 1) AS "to"
         FROM (SELECT id, lead(id) OVER (ORDER BY id) AS next_id
                 FROM (SELECT ${watermark}::bigint AS id
@@ -246,7 +246,7 @@ async function readStep(tx: DbTx, labels: EnumLabels, plan: StepPlan): Promise<S
     const tos = plan.gaps.map((g) => g.to.toString());
     const late = await readPacked(
       tx,
-      Prisma.sql`
+      sql`
         SELECT ${second} AS sec, ${counts}, count(*)::int AS n, max("id") AS "maxId"
           FROM (SELECT e."id", e."timestamp", e."decision"
                   FROM unnest(${froms}::bigint[], ${tos}::bigint[]) AS g(f, t)
@@ -257,7 +257,7 @@ async function readStep(tx: DbTx, labels: EnumLabels, plan: StepPlan): Promise<S
       late.totals.forEach((v, i) => (read.inserted[i]! += v));
       read.added.push(late.perSecond);
       // The ids found, as ranges (ids in a row form one range).
-      const found = await tx.$queryRaw<Array<{ from: bigint; to: bigint }>>`
+      const found = await tx.query<Array<{ from: bigint; to: bigint }>>`
         SELECT min(id) AS "from", max(id) AS "to"
           FROM (SELECT e."id" AS id, e."id" - row_number() OVER (ORDER BY e."id") AS grp
                   FROM unnest(${froms}::bigint[], ${tos}::bigint[]) AS g(f, t)
@@ -271,7 +271,7 @@ async function readStep(tx: DbTx, labels: EnumLabels, plan: StepPlan): Promise<S
   if (plan.frontTo > plan.frontFrom) read.front = await readSeconds(tx, labels, plan.frontFrom, plan.frontTo, read.maxId);
   // The window's partial seconds at both ends, in this snapshot (one statement: one plan).
   const iso = (ms: number) => new Date(ms).toISOString();
-  const edges = await tx.$queryRaw<Array<ColumnRow & { side: number }>>`
+  const edges = await tx.query<Array<ColumnRow & { side: number }>>`
     SELECT 0 AS side, ${counts} FROM "ShieldEvent"
      WHERE "timestamp" >= (${iso(plan.fromMs)}::timestamptz AT TIME ZONE 'UTC')
        AND "timestamp" < ${at(plan.start + 1)} AND "id" <= ${read.maxId}::bigint
@@ -294,7 +294,7 @@ async function readStep(tx: DbTx, labels: EnumLabels, plan: StepPlan): Promise<S
 
 /** ShieldEvent rows whose timestamp is NULL, ±infinity, BC or year 10000 on (capped per kind; index ends of "timestamp"). */
 async function readBadTimestamps(tx: DbTx): Promise<number> {
-  const [row] = await tx.$queryRaw<Array<{ n: number }>>`
+  const [row] = await tx.query<Array<{ n: number }>>`
     SELECT ((SELECT count(*) FROM (SELECT 1 FROM "ShieldEvent" WHERE "timestamp" >= '10000-01-01 00:00:00'::timestamp LIMIT ${BAD_TIMESTAMP_CAP}) a)
           + (SELECT count(*) FROM (SELECT 1 FROM "ShieldEvent" WHERE "timestamp" < '0001-01-01 00:00:00'::timestamp LIMIT ${BAD_TIMESTAMP_CAP}) b)
           + (SELECT count(*) FROM (SELECT 1 FROM "ShieldEvent" WHERE "timestamp" IS NULL LIMIT ${BAD_TIMESTAMP_CAP}) c))::int AS n`;
@@ -376,9 +376,9 @@ export function securitySource(db: Database, options: SecurityOptions): Source<S
         const labels = await readEnumLabels(tx, ENUM_COLUMNS);
         const step = await readStep(tx, labels, plan);
         const badTimestamps = await readBadTimestamps(tx);
-        const policies = await tx.$queryRaw<ColumnRow[]>`
+        const policies = await tx.query<ColumnRow[]>`
           SELECT ${countColumns(labels, 'ShieldPolicy.mode', KNOWN.policyMode)} FROM "ShieldPolicy"`;
-        const [{ installed, readable }] = (await tx.$queryRaw<Array<{ installed: boolean; readable: boolean }>>`
+        const [{ installed, readable }] = (await tx.query<Array<{ installed: boolean; readable: boolean }>>`
           SELECT to_regclass('public."GuardianFinding"') IS NOT NULL AS installed,
                  to_regclass('public."GuardianFinding"') IS NOT NULL
                    AND has_table_privilege('public."GuardianFinding"', 'SELECT') AS readable`) as [{ installed: boolean; readable: boolean }];
@@ -386,7 +386,7 @@ export function securitySource(db: Database, options: SecurityOptions): Source<S
           throw new Error('GuardianFinding exists but this role may not read it: grant SELECT (sql/readonly-role.sql)');
         }
         const findings = installed
-          ? await tx.$queryRaw<ColumnRow[]>`
+          ? await tx.query<ColumnRow[]>`
               SELECT ${countColumns(labels, 'GuardianFinding.severity', KNOWN.severity)}
                 FROM "GuardianFinding" WHERE ${isOneOf(labels, 'GuardianFinding.status', ['OPEN'])}`
           : null;

@@ -7,7 +7,7 @@
  * tomorrow cannot look fresh. The check runs in SQL, so no out-of-range value
  * ever reaches JavaScript (where it would become an Invalid Date).
  */
-import { Prisma } from '../generated/prisma/client.js';
+import { raw, sql, type Sql } from '../db/sql.js';
 
 /** How far in the future a recorded time may lie (clock skew between the platform's hosts and the exporter's), ms. */
 export const CLOCK_SKEW_MS = 300_000;
@@ -30,8 +30,8 @@ export function latestValidTime(now: Date): string {
  * epoch, not beyond the skew allowance, not infinite; NULL when `expr` is
  * NULL. Written as a range on `expr` alone, so an index on `expr` serves it.
  */
-export function isValidTime(expr: Prisma.Sql, now: Date): Prisma.Sql {
-  return Prisma.sql`(${expr} >= ${Prisma.raw(`'${EARLIEST_VALID_TIME}'`)} AND ${expr} <= (${latestValidTime(now)}::timestamptz AT TIME ZONE 'UTC'))`;
+export function isValidTime(expr: Sql, now: Date): Sql {
+  return sql`(${expr} >= ${raw(`'${EARLIEST_VALID_TIME}'`)} AND ${expr} <= (${latestValidTime(now)}::timestamptz AT TIME ZONE 'UTC'))`;
 }
 
 /** The same rule for an instant already in JavaScript (pure; for mappings and tests). */
