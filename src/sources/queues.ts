@@ -259,9 +259,11 @@ local function promotedAt(id, since)
   return nil
 end
 local bad = 0
--- Since when the job has been ready to run: when it became due or re-entered
--- the wait list, from what BullMQ keeps on its hash (see the README).
-local function readySince(id)
+-- What a candidate's hash alone tells, no options decoded: its fields, and
+-- the earliest it can have been ready since (its start, or its creation if
+-- never started; the ready time below is never earlier). Nil without a
+-- usable timestamp. Bad times are counted here, once per candidate.
+local function bound(id)
   local key = p .. id
   local h = rcall('HMGET', key, 'timestamp', 'processedOn', 'ats', 'atm')
   local ts = time(h[1])
@@ -269,37 +271,54 @@ local function readySince(id)
     if rcall('EXISTS', key) == 1 then bad = bad + 1 end
     return nil
   end
-  local o = options(key)
   if h[2] then
     local started = time(h[2])
-    if started then
-      -- Every attempt started was made: the last one failed and was retried
-      -- (moveToDelayed/retryJob), a backoff after it failed. Otherwise it
-      -- stalled or was moved back while active, after it started.
-      if h[3] and h[3] == h[4] then
-        local due = started + backoff(o.backoff, tonumber(h[4]))
-        if due <= latest then return due end
-      end
-      return started
-    end
+    if started then return {id = id, h = h, ts = ts, low = started} end
     bad = bad + 1
-    return ts
+  end
+  return {id = id, h = h, ts = ts, low = ts}
+end
+-- Since when the job has been ready to run: when it became due or re-entered
+-- the wait list, from what BullMQ keeps on its hash (see the README).
+local function readySince(c)
+  local key, h, ts = p .. c.id, c.h, c.ts
+  if h[2] then
+    local started = time(h[2])
+    if not started then return ts end
+    -- Every attempt started was made: the last one failed and was retried
+    -- (moveToDelayed/retryJob), a backoff after it failed. Otherwise it
+    -- stalled or was moved back while active, after it started.
+    if h[3] and h[3] == h[4] then
+      local due = started + backoff(options(key).backoff, tonumber(h[4]))
+      if due <= latest then return due end
+    end
+    return started
   end
   -- Never started: due at creation plus its delay (BullMQ resets the hash's
   -- "delay" to 0 when it promotes the job, not the one in its options).
-  local due = ts + duration(o.delay)
+  local due = ts + duration(options(key).delay)
   if due <= now then return due end
   -- Due in the future: promoted early (job.promote()), which BullMQ does not
   -- date on the hash; else a clock a little ahead of Redis' clients.
-  local promoted = promotedAt(id, ts)
+  local promoted = promotedAt(c.id, ts)
   if promoted then return promoted end
   if due <= latest then return due end
   return ts
 end
-local oldest = -1
+-- Candidates by their earliest possible ready time; the options (JSON) of a
+-- candidate are decoded only while it could still be older than the oldest
+-- found, which in a FIFO list is mostly the first one.
+local bounded = {}
 for _, id in ipairs(candidates) do
-  local at = readySince(id)
-  if at and (oldest < 0 or at < oldest) then oldest = at end
+  local c = bound(id)
+  if c then bounded[#bounded + 1] = c end
+end
+table.sort(bounded, function(a, b) return a.low < b.low end)
+local oldest = -1
+for _, c in ipairs(bounded) do
+  if oldest >= 0 and c.low >= oldest then break end
+  local at = readySince(c)
+  if oldest < 0 or at < oldest then oldest = at end
 end
 return {1, isQueue, m[1] and 1 or 0, wait, paused, rcall('LLEN', p .. 'active'),
   rcall('ZCARD', p .. 'delayed'), rcall('ZCARD', prio), rcall('ZCARD', p .. 'failed'),
