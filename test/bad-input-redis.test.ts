@@ -117,6 +117,25 @@ const cases: Case[] = [
     },
   },
   {
+    name: 'BullMQ 4\'s "0:" marker at the tail of wait and paused is not a job: not counted, never the oldest',
+    async seed(r) {
+      await addJobs(r, 'marked', 6);
+      await r.client.rpush(`${r.prefix}:marked:wait`, '0:1700000000000');
+      await addJobs(r, 'onlymarker', 1);
+      await r.client.del(`${r.prefix}:onlymarker:wait`);
+      await r.client.rpush(`${r.prefix}:onlymarker:wait`, '0:1700000000000');
+      await r.client.rpush(`${r.prefix}:onlymarker:paused`, '0:1700000000000');
+    },
+    check({ text, jobs, invalid }) {
+      // Six jobs, the marker in front of the oldest: the candidates four deep at the tail still reach it.
+      expect(jobs('marked').waiting).toBe(6);
+      expect(value(text, 'ops_queue_oldest_waiting_job_timestamp_seconds', { queue: 'marked' })).toBe(1_700_000_000);
+      expect(jobs('onlymarker')).toMatchObject({ waiting: 0, paused: 0 });
+      expect(value(text, 'ops_queue_oldest_waiting_job_timestamp_seconds', { queue: 'onlymarker' })).toBeUndefined();
+      expect(invalid).toEqual({});
+    },
+  },
+  {
     name: 'quotes, backslashes and newlines in a queue name are escaped labels',
     async seed(r) {
       await addJobs(r, 'we"ird\\q\nx', 2);

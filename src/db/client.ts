@@ -167,17 +167,18 @@ export class Database {
       queryUnsafe: (text, ...values) => run(text, values),
     };
     try {
-      // One round trip opens the transaction with its settings; each is
-      // transaction-scoped (SET LOCAL), so a pooler in transaction mode never
-      // carries one to another client. JIT is off: it compiles for row
-      // estimates that grow with history (the late-commit id probe at 30M
-      // events) and costs more than these small queries take to run.
-      // TimeZone UTC: the queries pass instants as UTC wall times, which a
-      // timestamptz column (a platform that declares them so) compares
-      // through the session's time zone. `ms` is an integer of ours.
+      // One round trip and two statements open the transaction with its
+      // settings, each transaction-scoped (set_config(..., true) is SET
+      // LOCAL), so a pooler in transaction mode never carries one to another
+      // client. JIT is off: it compiles for row estimates that grow with
+      // history (the late-commit id probe at 30M events) and costs more than
+      // these small queries take to run. TimeZone UTC: the queries pass
+      // instants as UTC wall times, which a timestamptz column (a platform
+      // that declares them so) compares through the session's time zone.
+      // `ms` is an integer of ours.
       await client.query(`BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
-        SET LOCAL statement_timeout = ${ms}; SET LOCAL lock_timeout = ${ms};
-        SET LOCAL jit = off; SET LOCAL TimeZone = 'UTC'`);
+        SELECT set_config('statement_timeout', '${ms}', true), set_config('lock_timeout', '${ms}', true),
+               set_config('jit', 'off', true), set_config('TimeZone', 'UTC', true)`);
       const result = await fn(tx);
       await client.query('COMMIT');
       return result;

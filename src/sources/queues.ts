@@ -164,15 +164,6 @@ local meta = p .. 'meta'
 if rcall('EXISTS', meta) == 0 then return {0} end
 local m = rcall('HMGET', meta, 'paused', 'opts.maxLenEvents', 'version')
 local isQueue = (m[1] or m[2] or m[3]) and 1 or 0
-local function listCount(key)
-  local n = rcall('LLEN', key)
-  -- BullMQ 4 left a "0:" marker at the tail of wait/paused; it is not a job.
-  local tail = rcall('LINDEX', key, -1)
-  if tail and string.sub(tail, 1, 2) == '0:' then n = n - 1 end
-  return n
-end
-local wait = listCount(p .. 'wait')
-local paused = listCount(p .. 'paused')
 local candidates = {}
 local seen = {}
 local function candidate(id)
@@ -181,23 +172,31 @@ local function candidate(id)
     candidates[#candidates + 1] = id
   end
 end
--- FIFO jobs are pushed at the head and LIFO ones at the tail: the oldest is
--- at one end. Stalled and rate-limited jobs go back to the tail (the front of
--- the line), in front of the oldest FIFO job: look a few deep there.
-local function ends(key)
+-- Counts a list and takes its candidates for the oldest job. FIFO jobs are
+-- pushed at the head and LIFO ones at the tail: the oldest is at one end.
+-- Stalled and rate-limited jobs go back to the tail (the front of the line),
+-- in front of the oldest FIFO job: look a few deep there. BullMQ 4 left a
+-- "0:" marker at the tail of wait/paused; it is not a job.
+local function list(key)
+  local len = rcall('LLEN', key)
+  if len == 0 then return 0 end
   local ids = rcall('LRANGE', key, -4, -1)
-  ids[#ids + 1] = rcall('LINDEX', key, 0)
+  local n = len
+  if string.sub(ids[#ids], 1, 2) == '0:' then n = n - 1 end
+  if len > #ids then ids[#ids + 1] = rcall('LINDEX', key, 0) end
   for _, id in ipairs(ids) do
     if id and string.sub(id, 1, 2) ~= '0:' then candidate(id) end
   end
+  return n
 end
-ends(p .. 'wait')
-ends(p .. 'paused')
+local wait = list(p .. 'wait')
+local paused = list(p .. 'paused')
 -- Prioritized scores are priority * 2^32 + insertion counter: the first member
 -- of each priority band is that band's oldest. Jump from band to band.
 local prio = p .. 'prioritized'
+local prioritized = rcall('ZCARD', prio)
 local minScore = '-inf'
-for _ = 1, tonumber(ARGV[1]) do
+for _ = 1, prioritized > 0 and tonumber(ARGV[1]) or 0 do
   local r = rcall('ZRANGEBYSCORE', prio, minScore, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
   if #r == 0 then break end
   candidate(r[1])
@@ -321,7 +320,7 @@ for _, c in ipairs(bounded) do
   if oldest < 0 or at < oldest then oldest = at end
 end
 return {1, isQueue, m[1] and 1 or 0, wait, paused, rcall('LLEN', p .. 'active'),
-  rcall('ZCARD', p .. 'delayed'), rcall('ZCARD', prio), rcall('ZCARD', p .. 'failed'),
+  rcall('ZCARD', p .. 'delayed'), prioritized, rcall('ZCARD', p .. 'failed'),
   rcall('ZCARD', p .. 'completed'), rcall('ZCARD', p .. 'waiting-children'),
   string.format('%.0f', oldest), bad}
 `;
