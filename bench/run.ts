@@ -48,8 +48,8 @@ const USAGE = `usage: npm run bench -- [--scale small|large|xlarge] [options]
   --no-history         skip the history comparison database
   --regenerate         generate the dataset even if a cached one is fresh
   --max-age-hours H    regenerate a cached dataset older than this (default 12)
-  --exporter-node-options "FLAGS"
-                       node flags for the exporter process (e.g. "--max-old-space-size=64")
+  --exporter-node-options="FLAGS"
+                       node flags for the exporter process (with "=": --exporter-node-options="--max-old-space-size=64")
   --reader-setting NAME=VALUE
                        a setting for the exporter's role on top of sql/readonly-role.sql
                        (e.g. jit=off), to measure a proposed change; repeatable
@@ -287,7 +287,7 @@ try {
   const history = values['no-history'] ? undefined : (await measureDatabase(base, datasets.history, queues.names, false)).run;
 
   const results: BenchResults = {
-    command: `npm run bench -- --scale ${scaleName}${intervalSeconds !== 1 ? ` --interval ${intervalSeconds}` : ''}${windowSeconds !== 20 ? ` --window ${windowSeconds}` : ''}${flowRate !== 50 ? ` --flow-rate ${flowRate}` : ''}${values.baseline ? ` --baseline ${path.basename(values.baseline)}` : ''}${exporterNodeOptions.length ? ` --exporter-node-options "${exporterNodeOptions.join(' ')}"` : ''}${readerSettings.map((r) => ` --reader-setting ${r}`).join('')}`,
+    command: `npm run bench -- --scale ${scaleName}${intervalSeconds !== 1 ? ` --interval ${intervalSeconds}` : ''}${windowSeconds !== 20 ? ` --window ${windowSeconds}` : ''}${flowRate !== 50 ? ` --flow-rate ${flowRate}` : ''}${values.baseline ? ` --baseline ${path.basename(values.baseline)}` : ''}${exporterNodeOptions.length ? ` --exporter-node-options="${exporterNodeOptions.join(' ')}"` : ''}${readerSettings.map((r) => ` --reader-setting ${r}`).join('')}`,
     startedAt: new Date(t0),
     environment: environment(pgVersion, redisVersion),
     spec,

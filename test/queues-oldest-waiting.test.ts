@@ -4,9 +4,9 @@
  * for each way a job re-enters the wait list, on a Redis of the test's own.
  * Every wait is on a BullMQ event or a Redis state, never a sleep.
  */
-import type { Job, Queue } from 'bullmq';
+import { QueueEvents, type Job, type Queue } from 'bullmq';
 import { describe, expect, it } from 'vitest';
-import { queuesSource, type QueueView } from '../src/sources/queues.js';
+import { OLDEST_RECHECK_MS, queuesSource, type QueueView } from '../src/sources/queues.js';
 import { useBullmqServer } from './helpers/bullmq.js';
 
 const PREFIX = 'oldest';
@@ -233,5 +233,68 @@ describe('backoff strategies after a retry (hashes as BullMQ leaves them)', () =
       atm: '2',
     });
     expect((await collect(name)).oldestWaitingAt?.getTime()).toBe(expected);
+  });
+});
+
+describe('the oldest job read once, reused while the same jobs are at the ends', () => {
+  /** One source, collected at the instants the test gives (its own prefix: no other test's queue is read). */
+  function reader(prefix: string) {
+    const source = queuesSource(mq.client, { prefixes: [prefix], discoveryIntervalSeconds: 0, scanCallsPerCollection: 100, maxPriorityLevels: 8 });
+    return async (name: string, nowMs: number): Promise<QueueView> => {
+      const data = await source.collect({ now: new Date(nowMs), signal: new AbortController().signal, timeoutMs: 5000 });
+      expect(data.invalid).toEqual({});
+      const view = data.queues.find((q) => q.name === name);
+      if (!view) throw new Error(`queue ${name} not read`);
+      return view;
+    };
+  }
+
+  it('is read again as soon as the ends change, and at least every OLDEST_RECHECK_MS for a hash edited in place', async () => {
+    const prefix = 'reuse';
+    const name = 'edited';
+    const q = queue(name, { prefix });
+    const now = Date.now();
+    const first = await q.add('hosting.create', {}, { timestamp: now - 300_000 });
+    await q.add('hosting.create', {}, { timestamp: now - 200_000 });
+    const read = reader(prefix);
+    expect((await read(name, now)).oldestWaitingAt?.getTime()).toBe(now - 300_000);
+
+    // Not something BullMQ does to a waiting job: its time edited in place.
+    await mq.client.hset(`${prefix}:${name}:${first.id}`, 'timestamp', String(now - 400_000));
+    // The same jobs at the ends: the last read stands, up to the bound.
+    expect((await read(name, now + 1_000)).oldestWaitingAt?.getTime()).toBe(now - 300_000);
+    expect((await read(name, now + OLDEST_RECHECK_MS)).oldestWaitingAt?.getTime()).toBe(now - 400_000);
+
+    // A new job at an end: read again at once, whatever the bound.
+    await mq.client.hset(`${prefix}:${name}:${first.id}`, 'timestamp', String(now - 500_000));
+    await q.add('hosting.create', {}, { timestamp: now - 100_000 });
+    expect((await read(name, now + OLDEST_RECHECK_MS + 1_000)).oldestWaitingAt?.getTime()).toBe(now - 500_000);
+
+    // The job taken (its hash and id gone): no oldest from the last read survives it.
+    await mq.client.del(`${prefix}:${name}:${first.id}`);
+    await mq.client.lrem(`${prefix}:${name}:wait`, 0, first.id!);
+    expect((await read(name, now + OLDEST_RECHECK_MS + 2_000)).oldestWaitingAt?.getTime()).toBe(now - 200_000);
+  });
+
+  it('is never reused when the answer depends on the time: a job promoted early is due at its delay once that has passed', async () => {
+    const prefix = 'reuse';
+    const name = 'due-later';
+    const q = queue(name, { prefix });
+    const qe = new QueueEvents(name, { connection: { host: '127.0.0.1', port: mq.server.port }, prefix, lastEventId: '0-0' });
+    mq.closeAtEnd(() => qe.close());
+    await qe.waitUntilReady();
+    // Added a minute ago, due 30 s from now, promoted now.
+    const job = await q.add('dns.zone.sync', {}, { delay: 90_000, timestamp: Date.now() - 60_000 });
+    const promoted = next(qe, 'waiting', (a: { jobId: string }) => a.jobId === job.id);
+    await job.promote();
+    const [, eventId] = (await promoted) as unknown as [unknown, string];
+    const read = reader(prefix);
+    const now = Date.now();
+    expect((await read(name, now)).oldestWaitingAt?.getTime()).toBe(idMs(eventId));
+    // The same job at the ends, within OLDEST_RECHECK_MS: once its delay has
+    // run out, it is due since then (the time the script compares to changed).
+    const due = job.timestamp + 90_000;
+    expect(due - now).toBeLessThan(OLDEST_RECHECK_MS / 2);
+    expect((await read(name, due + 1)).oldestWaitingAt?.getTime()).toBe(due);
   });
 });

@@ -91,6 +91,14 @@ const QUEUES_PER_ROUND_TRIP = 200;
 /** Events searched at most, per candidate job, for when a job promoted early re-entered the wait list. */
 const EVENTS_SEARCHED = 500;
 
+/**
+ * How long a queue's oldest waiting job, read once, is reused while the same
+ * jobs stay at the ends of its lists (ms). BullMQ never changes a waiting
+ * job's times in place, so the answer would be the same; the bound is for a
+ * hash someone else edited, or deleted under its id.
+ */
+export const OLDEST_RECHECK_MS = 60_000;
+
 /** The latest millisecond a JavaScript Date can hold. */
 const MAX_DATE_MS = 8.64e15;
 
@@ -149,11 +157,16 @@ export interface QueuesData extends SourceData {
  * Reads one queue atomically. KEYS[1] is the queue's key prefix
  * (`<prefix>:<name>:`); ARGV[1] the most priority levels to inspect, ARGV[2]
  * the collection's instant (ms since the epoch), ARGV[3] the clock skew
- * allowed (ms), ARGV[4] the most events searched for one early-promoted job.
+ * allowed (ms), ARGV[4] the most events searched for one early-promoted job,
+ * ARGV[5] the candidates' signature of the last full read ('' for none).
  * Returns: meta exists, is a BullMQ meta, paused, wait, paused, active,
  * delayed, prioritized, failed, completed, waiting-children, the earliest
  * time (ms) a candidate job has been ready since (or -1), candidate jobs
- * without a usable timestamp.
+ * without a usable timestamp, and the candidates' signature: '' when the
+ * answer depends on the time (a job due in the future) and must be read
+ * again; when it equals ARGV[5], the oldest and the bad count are not read
+ * (-2, 0): the same jobs are at the ends, and a waiting job's hash keeps its
+ * times (OLDEST_RECHECK_MS bounds how long the reader trusts that).
  */
 const QUEUE_STATS_LUA = `
 local p = KEYS[1]
@@ -203,11 +216,28 @@ for _ = 1, prioritized > 0 and tonumber(ARGV[1]) or 0 do
   local band = math.floor(tonumber(r[2]) / 4294967296)
   minScore = string.format('%.0f', (band + 1) * 4294967296)
 end
+local counts = {1, isQueue, m[1] and 1 or 0, wait, paused, rcall('LLEN', p .. 'active'),
+  rcall('ZCARD', p .. 'delayed'), prioritized, rcall('ZCARD', p .. 'failed'),
+  rcall('ZCARD', p .. 'completed'), rcall('ZCARD', p .. 'waiting-children')}
+-- The candidates, length-prefixed (ids are arbitrary strings), bounded.
+local parts = {}
+for i, id in ipairs(candidates) do parts[i] = #id .. ':' .. id end
+local sig = table.concat(parts, ',')
+if #sig > 1024 then sig = '' end
+if sig ~= '' and sig == ARGV[5] then
+  counts[12], counts[13], counts[14] = '-2', 0, sig
+  return counts
+end
+-- Whether the answer depends on the time, so that it cannot be reused.
+local volatile = false
 -- A time in ms: tonumber() accepts "NaN", "inf" and negatives; only
 -- 0 < t <= now + skew is a time a job can carry (and a JS Date can hold).
 local function time(x)
   x = tonumber(x)
-  if x and x == x and x > 0 and x <= latest then return x end
+  if x and x == x and x > 0 then
+    if x <= latest then return x end
+    volatile = true
+  end
   return nil
 end
 local function duration(x)
@@ -290,6 +320,7 @@ local function readySince(c)
     if h[3] and h[3] == h[4] then
       local due = started + backoff(options(key).backoff, tonumber(h[4]))
       if due <= latest then return due end
+      volatile = true
     end
     return started
   end
@@ -297,6 +328,7 @@ local function readySince(c)
   -- "delay" to 0 when it promotes the job, not the one in its options).
   local due = ts + duration(options(key).delay)
   if due <= now then return due end
+  volatile = true
   -- Due in the future: promoted early (job.promote()), which BullMQ does not
   -- date on the hash; else a clock a little ahead of Redis' clients.
   local promoted = promotedAt(c.id, ts)
@@ -319,11 +351,33 @@ for _, c in ipairs(bounded) do
   local at = readySince(c)
   if oldest < 0 or at < oldest then oldest = at end
 end
-return {1, isQueue, m[1] and 1 or 0, wait, paused, rcall('LLEN', p .. 'active'),
-  rcall('ZCARD', p .. 'delayed'), prioritized, rcall('ZCARD', p .. 'failed'),
-  rcall('ZCARD', p .. 'completed'), rcall('ZCARD', p .. 'waiting-children'),
-  string.format('%.0f', oldest), bad}
+counts[12], counts[13], counts[14] = string.format('%.0f', oldest), bad, volatile and '' or sig
+return counts
 `;
+
+/**
+ * The script's reply with the oldest job and bad count of the last full read
+ * where the script found the same candidates (reply[11] = -2), and the read
+ * remembered for the next collection: a full read whose answer does not
+ * depend on the time (a signature) is kept, any other forgets it.
+ */
+export function reuseOldest(reads: Map<string, { signature: string; oldest: unknown; bad: unknown; atMs: number }>, key: string, reply: unknown[], nowMs: number): unknown[] {
+  const last = reads.get(key);
+  const signature = typeof reply[13] === 'string' ? reply[13] : '';
+  if (Number(reply[0]) !== 1 || Number(reply[1]) !== 1) {
+    reads.delete(key);
+    return reply;
+  }
+  if (String(reply[11]) === '-2') {
+    // The script only answers so for the signature it was sent, which came from `last`.
+    if (last && last.signature === signature) return [...reply.slice(0, 11), last.oldest, last.bad];
+    reads.delete(key);
+    return [...reply.slice(0, 11), '-1', 0];
+  }
+  if (signature === '') reads.delete(key);
+  else reads.set(key, { signature, oldest: reply[11], bad: reply[12], atMs: nowMs });
+  return reply;
+}
 
 /**
  * Decodes the script's reply; null when the queue is gone (pure). A time
@@ -536,7 +590,7 @@ async function whenConnected(client: Redis, signal: AbortSignal): Promise<void> 
 }
 
 type RedisWithStats = Redis & {
-  opsQueueStats(keyPrefix: string, maxLevels: number, nowMs: number, skewMs: number, eventsSearched: number): Promise<unknown[]>;
+  opsQueueStats(keyPrefix: string, maxLevels: number, nowMs: number, skewMs: number, eventsSearched: number, signature: string): Promise<unknown[]>;
   opsJobTimes(keyPrefix: string, ...jobIds: string[]): Promise<unknown[]>;
 };
 
@@ -551,6 +605,8 @@ export function queuesSource(redis: Redis, options: QueuesOptions): Source<Queue
   }
   /** Each known queue's flow between collections (queue-flow.ts), by queueKey. */
   const flows = new Map<string, QueueFlowState>();
+  /** Per queue, the last full read of its oldest waiting job (see OLDEST_RECHECK_MS). */
+  const oldestReads = new Map<string, { signature: string; oldest: unknown; bad: unknown; atMs: number }>();
   /** Redis' clock at the first collection, ms: a queue found later is read from then on. */
   let flowStartMs: number | undefined;
   /** Per prefix, flow since start over every queue ever read: never decreases, even when a queue goes away. */
@@ -654,7 +710,9 @@ export function queuesSource(redis: Redis, options: QueuesOptions): Source<Queue
         const last = from + QUEUES_PER_ROUND_TRIP >= known.length;
         const pipeline = client.pipeline();
         for (const q of chunk) {
-          (pipeline as unknown as RedisWithStats).opsQueueStats(`${q.prefix}:${q.name}:`, options.maxPriorityLevels, nowMs, CLOCK_SKEW_MS, EVENTS_SEARCHED);
+          const last = oldestReads.get(queueKey(q.prefix, q.name));
+          const signature = last && nowMs - last.atMs < OLDEST_RECHECK_MS ? last.signature : '';
+          (pipeline as unknown as RedisWithStats).opsQueueStats(`${q.prefix}:${q.name}:`, options.maxPriorityLevels, nowMs, CLOCK_SKEW_MS, EVENTS_SEARCHED, signature);
         }
         chunk.forEach((q, j) => {
           // XINFO and XRANGE side by side: the same round trip as the counts,
@@ -704,7 +762,7 @@ export function queuesSource(redis: Redis, options: QueuesOptions): Source<Queue
           stillThere.push(q);
           return;
         }
-        const r = reply as unknown[];
+        const r = reuseOldest(oldestReads, queueKey(q.prefix, q.name), reply as unknown[], nowMs);
         // A queue whose meta hash disappeared is forgotten until rediscovered.
         if (Number(r[0]) === 1) stillThere.push(q);
         const view = parseQueueStats(q.prefix, q.name, r, invalid, new Date(nowMs + CLOCK_SKEW_MS));
@@ -785,6 +843,7 @@ export function queuesSource(redis: Redis, options: QueuesOptions): Source<Queue
       known = stillThere;
       const current = new Set(known.map((q) => queueKey(q.prefix, q.name)));
       for (const key of flows.keys()) if (!current.has(key)) flows.delete(key);
+      for (const key of oldestReads.keys()) if (!current.has(key)) oldestReads.delete(key);
       const ranked = rankQueues(queues, options.prefixes, maxWithSeries, ctx.now, invalid);
       for (const t of ranked.totals) {
         const f = prefixFlows.get(t.prefix);
