@@ -225,7 +225,7 @@ describe('the exporter service', () => {
     expect(exporter).not.toMatch(/COPY src\b|tsx/);
     expect(dockerfile).toMatch(/npm prune --omit=dev --omit=optional/);
     const pkg = JSON.parse(readFileSync(rel('package.json'), 'utf8')) as { dependencies: Record<string, string> };
-    for (const devOnly of ['@electric-sql/pglite', 'pglite-prisma-adapter', 'tsx', 'prisma']) expect(pkg.dependencies, devOnly).not.toHaveProperty(devOnly);
+    for (const devOnly of ['@electric-sql/pglite', 'pglite-prisma-adapter', 'tsx', 'prisma', '@prisma/client', '@prisma/adapter-pg']) expect(pkg.dependencies, devOnly).not.toHaveProperty(devOnly);
   });
 
   it('has a Dockerfile that installs with npm ci, builds, runs as a non-root user and starts the compiled exporter', () => {

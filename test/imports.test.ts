@@ -122,6 +122,30 @@ describe('import direction', () => {
     expect(cycles(g)).toEqual([['a', 'b', 'c'], ['d']]);
   });
 
+  it("the exporter (src/main.ts and all it imports) never loads Prisma Client: its query compiler's memory is what issue 11's bound left out", () => {
+    // Walk the relative imports from the entry point, type-only ones left
+    // out (they are erased), and collect the packages it imports.
+    const seen = new Set<string>();
+    const packages = new Set<string>();
+    const todo = [path.join('src', 'main.ts')];
+    while (todo.length > 0) {
+      const file = todo.pop()!;
+      if (seen.has(file)) continue;
+      seen.add(file);
+      const text = readFileSync(path.join(ROOT, file), 'utf8');
+      for (const m of text.matchAll(/^\s*(?:import|export)\s+(?!type\b)[^'"]*?from\s+'([^']+)'|^\s*import\s+'([^']+)'|import\('([^']+)'\)/gm)) {
+        const spec = m[1] ?? m[2] ?? m[3]!;
+        if (spec.startsWith('.')) todo.push(path.normalize(path.join(path.dirname(file), spec.replace(/\.js$/, '.ts'))));
+        else packages.add(spec.startsWith('@') ? spec.split('/').slice(0, 2).join('/') : spec.split('/')[0]!);
+      }
+    }
+    expect(seen.size).toBeGreaterThan(30);
+    expect(seen).toContain(path.join('src', 'db', 'client.ts'));
+    expect(packages).toContain('pg');
+    expect([...seen].filter((f) => f.includes(`${path.sep}generated${path.sep}`))).toEqual([]);
+    expect([...packages].filter((p) => p.startsWith('@prisma/') || p === 'prisma')).toEqual([]);
+  });
+
   it('monitoring/ does not import the demo', () => {
     const monitoring = importGraph(['monitoring']);
     const demo = [...monitoring.entries()].filter(([, deps]) => deps.some((d) => d.startsWith(path.join('src', 'demo'))));
