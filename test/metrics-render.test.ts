@@ -80,42 +80,4 @@ describe('the exposition rendered from samples', () => {
       if (format === 'openmetrics') expect(actual).toMatch(/^ops_queue_jobs_completed_total\{prefix="bull",queue="plain"\} 0$/m);
     });
   }
-
-  for (const format of ['text', 'openmetrics'] as const) {
-    it(`re-renders the families of a source that collected again, and only reuses what did not change, ${format}`, async () => {
-      const queuesA = samples();
-      const queuesB = samples().map((s) => (s.metric === 'queueJobs' ? { ...s, value: s.value + 7 } : s));
-      const security: Sample[] = [{ metric: 'shieldEventsTotal', labels: { decision: 'ALLOW' }, value: 11 }];
-      const state = (name: 'queues' | 'security', list: Sample[], up = true): SourceSnapshot => ({
-        name,
-        backend: name === 'queues' ? 'redis' : 'database',
-        up,
-        samples: list,
-        invalid: {},
-        collections: 1,
-        errors: 0,
-        durationSeconds: 0.1,
-      });
-      const securityState = state('security', security);
-      const snapshots = [
-        new CollectionSnapshot(1, [state('queues', queuesA), securityState]),
-        // The queues source collected again: new samples, new values.
-        new CollectionSnapshot(2, [state('queues', queuesB), securityState]),
-        // The security source is down: its families lose their series.
-        new CollectionSnapshot(3, [state('queues', queuesB), state('security', [], false)]),
-      ];
-      let current = snapshots[0]!;
-      const served = createRegistries(() => current, { version: 'test', processMetrics: false });
-      for (const snap of snapshots) {
-        current = snap;
-        const fresh = createRegistries(() => snap, { version: 'test', processMetrics: false });
-        const pick = (r: typeof served) => (format === 'text' ? r.prometheus : r.openMetrics);
-        // Twice per snapshot: the second render is the cached one.
-        for (let i = 0; i < 2; i++) expect(await pick(served).metrics()).toBe(await pick(fresh).metrics());
-      }
-      const last = await (format === 'text' ? served.prometheus : served.openMetrics).metrics();
-      expect(last).toMatch(/^ops_queue_jobs\{prefix="bull",queue="plain",state="waiting"\} 7$/m);
-      expect(last).not.toContain('decision="ALLOW"');
-    });
-  }
 });

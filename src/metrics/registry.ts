@@ -76,8 +76,7 @@ function renderFamily(family: { name: string; help: string; type: string }, open
  * the object a prom-client registry serialises, `_bucket` per bound and
  * +Inf, `_sum` and `_count` per series, in both formats.
  */
-function histogramFamily(def: MetricDef, read: () => FamilySamples) {
-  const samples = () => read().samples;
+function histogramFamily(def: MetricDef, samples: () => Sample[]) {
   const bounds = def.buckets ?? [];
   const values = () => {
     const out: SeriesValue[] = [];
@@ -97,7 +96,7 @@ function histogramFamily(def: MetricDef, read: () => FamilySamples) {
     aggregator: 'sum' as const,
     // Read synchronously when the registry asks, like the other families' collect().
     get: () => Promise.resolve({ name: def.name, help: def.help, type: 'histogram', values: values(), aggregator: 'sum' }),
-    render: cachedRender(read, (openMetrics: boolean): string => renderFamily(family, openMetrics, values()), (): string => family.name),
+    render: (openMetrics: boolean) => renderFamily(family, openMetrics, values()),
     reset: () => undefined,
   };
   return family;
@@ -114,8 +113,7 @@ function histogramFamily(def: MetricDef, read: () => FamilySamples) {
  * `name` is read at each render: the OpenMetrics registry drops a counter's
  * `_total` from it in place and adds it back on every series.
  */
-function sampleFamily(def: MetricDef, read: () => FamilySamples) {
-  const samples = () => read().samples;
+function sampleFamily(def: MetricDef, samples: () => readonly Sample[]) {
   const family = {
     name: def.name,
     help: def.help,
@@ -124,57 +122,24 @@ function sampleFamily(def: MetricDef, read: () => FamilySamples) {
     // A sample carries what prom-client reads of a value (labels, value) and
     // nothing it would misread (no metricName, sharedLabels or exemplar).
     get: () => Promise.resolve({ name: family.name, help: def.help, type: def.type, values: samples(), aggregator: 'sum' }),
-    render: cachedRender(read, (openMetrics: boolean): string => renderFamily(family, openMetrics, samples()), (): string => family.name),
+    render: (openMetrics: boolean) => renderFamily(family, openMetrics, samples()),
     reset: () => undefined,
   };
   return family;
 }
 
-/** A family's samples in one snapshot, and the source sample lists they came from. */
-interface FamilySamples {
-  samples: readonly Sample[];
-  /** Each contributing source's `samples` (the same array until that source collects again). */
-  from: ReadonlyArray<readonly Sample[]>;
-}
-
-const NO_SAMPLES: FamilySamples = { samples: [], from: [] };
-
 /** Groups the samples of every source that is up by metric key. */
-function samplesByMetric(snapshot: CollectionSnapshot): Map<MetricKey, { samples: Sample[]; from: Array<readonly Sample[]> }> {
-  const byMetric = new Map<MetricKey, { samples: Sample[]; from: Array<readonly Sample[]> }>();
+function samplesByMetric(snapshot: CollectionSnapshot): Map<MetricKey, Sample[]> {
+  const byMetric = new Map<MetricKey, Sample[]>();
   for (const state of snapshot.sources) {
     if (!state.up) continue;
     for (const sample of state.samples) {
-      let family = byMetric.get(sample.metric);
-      if (!family) byMetric.set(sample.metric, (family = { samples: [], from: [] }));
-      family.samples.push(sample);
-      if (family.from[family.from.length - 1] !== state.samples) family.from.push(state.samples);
+      const list = byMetric.get(sample.metric);
+      if (list) list.push(sample);
+      else byMetric.set(sample.metric, [sample]);
     }
   }
   return byMetric;
-}
-
-/**
- * A family's render, redone only when one of the source sample lists it came
- * from changed (that source collected again) or its name did. Every source
- * collection publishes a snapshot and /metrics renders once per snapshot: with
- * six sources collecting, five of six renders would otherwise rebuild the
- * same text for the families of the sources that did not collect, on the
- * event loop the scrapes wait for.
- */
-function cachedRender(read: () => FamilySamples, render: (openMetrics: boolean) => string, name: () => string): (openMetrics: boolean) => string {
-  let last: { from: ReadonlyArray<readonly Sample[]>; openMetrics: boolean; name: string; text: string } | undefined;
-  return (openMetrics) => {
-    const { from } = read();
-    const same =
-      last !== undefined &&
-      last.openMetrics === openMetrics &&
-      last.name === name() &&
-      last.from.length === from.length &&
-      last.from.every((list, i) => list === from[i]);
-    if (!same) last = { from, openMetrics, name: name(), text: render(openMetrics) };
-    return last!.text;
-  };
 }
 
 /** A family that renders itself (histogramFamily, sampleFamily). */
@@ -205,9 +170,9 @@ export function createRegistries(current: () => CollectionSnapshot, options: Reg
   openMetrics.setContentType(Registry.OPENMETRICS_CONTENT_TYPE);
   const registers = [prometheus, openMetrics] as unknown as Registry[];
 
-  const samplesFor = (key: MetricKey): FamilySamples => {
+  const samplesFor = (key: MetricKey): Sample[] => {
     const snapshot = current();
-    return snapshot.derive('samplesByMetric', () => samplesByMetric(snapshot)).get(key) ?? NO_SAMPLES;
+    return snapshot.derive('samplesByMetric', () => samplesByMetric(snapshot)).get(key) ?? [];
   };
   const eachSource = (fn: (s: SourceSnapshot) => unknown): void => {
     for (const s of current().sources) fn(s);
