@@ -26,15 +26,16 @@ import { createTestRedis, type TestRedis } from './helpers/redis.js';
 
 /**
  * The resident memory bound this test holds, MiB: issue 11's goal. Peaks
- * here are 140-141 MiB on the 2-core build machine, alone or beside the whole
- * suite, the highest while 3,000 pipelined scrapes are served. While the
+ * here are 128-147 MiB on the 2-core build machine (ten runs alone; 140 MiB
+ * beside the whole suite), the highest mostly while 3,000 pipelined scrapes
+ * are served. While the
  * exporter read through Prisma Client they were 152 MiB alone and 155-165 MiB
  * beside other runs: its query compiler (WebAssembly) was loaded for raw
  * statements it never compiled. Where the rest goes, measured (smaps, heap snapshots,
  * --trace-gc): ~40 MiB of the node binary's pages, ~14 MiB of malloc, and
  * the V8 heap: 30-50 MiB live after a full GC (7 MiB of code, hidden classes
  * and the collections' data), which V8 lets grow ~20 MiB before the next
- * one. The bound leaves ~19 MiB over the highest peak seen and still catches
+ * one. The bound leaves ~13 MiB over the highest peak seen and still catches
  * any growth with the data.
  */
 const RSS_BOUND_MIB = 160;
