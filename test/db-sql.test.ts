@@ -8,7 +8,7 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bindValue, parseTimestamp, rowTypes } from '../src/db/row-types.js';
-import { empty, join, raw, sql, Sql } from '../src/db/sql.js';
+import { empty, join, raw, sql, Sql, utcInstant } from '../src/db/sql.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 
 describe('sql templates', () => {
@@ -90,6 +90,11 @@ describe('row types (PostgreSQL)', () => {
     expect(Number.isNaN(row.inf.getTime())).toBe(true);
     expect(row.tss.map((d: Date | null) => d?.toISOString() ?? null)).toEqual(['2026-01-01T00:00:00.000Z', null]);
     expect(row.doc).toEqual({ a: 1 });
+    // An instant composed for a query is its UTC wall time, whatever the session's zone.
+    const at = utcInstant(Date.UTC(2026, 11, 6, 5, 35, 32, 123));
+    expect(at.values).toEqual(['2026-12-06T05:35:32.123Z']);
+    const [wall] = (await client.query({ text: sql`SELECT ${at}::text AS t`.text, values: at.values })).rows;
+    expect(wall.t).toBe('2026-12-06 05:35:32.123');
     // numeric stays exact text (node-postgres's own parser); the sources cast what they read.
     expect(row.num).toBe('1.5');
   });

@@ -58,6 +58,15 @@ export function raw(text: string): Sql {
 /** The empty fragment. */
 export const empty: Sql = raw('');
 
+/**
+ * An instant (ms since the epoch) as its UTC wall time: the platform's
+ * `timestamp(3)` convention, which also compares right with a `timestamptz`
+ * column under the read transaction's TimeZone UTC.
+ */
+export function utcInstant(ms: number): Sql {
+  return sql`(${new Date(ms).toISOString()}::timestamptz AT TIME ZONE 'UTC')`;
+}
+
 /** `values` (fragments or bound values) separated by `separator`. */
 export function join(values: readonly unknown[], separator = ','): Sql {
   if (values.length === 0) throw new TypeError('join() needs at least one value');

@@ -190,7 +190,7 @@ export function lastBackupsSql(labels: EnumLabels, now: Date, maxTypes: number =
              (SELECT max(${at}) FROM "Backup" b WHERE ${isB} AND b."resourceType" = t.rt AND ${valid}) AS at,
              ((SELECT count(*) FROM (SELECT 1 FROM "Backup" b
                                       WHERE ${isB} AND b."resourceType" = t.rt
-                                        AND ${at} > (${latest}::timestamptz AT TIME ZONE 'UTC')
+                                        AND ${at} > ${latest}
                                       ORDER BY ${at} DESC
                                       LIMIT ${INVALID_PROBE_LIMIT}::int) f)
               + (SELECT count(*) FROM (SELECT 1 FROM "Backup" b

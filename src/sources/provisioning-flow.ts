@@ -51,7 +51,7 @@
 import { KNOWN, OVERFLOW_LABEL, UNKNOWN_LABEL, WORK_DURATION_BUCKETS } from '../catalog.js';
 import type { DbTx } from '../db/client.js';
 import { isOneOf, presentLabels, type EnumLabels } from '../db/enum-labels.js';
-import { join, raw, sql, type Sql } from '../db/sql.js';
+import { join, raw, sql, utcInstant, type Sql } from '../db/sql.js';
 import { countInvalid, type HistogramValue, type InvalidCounts } from '../metrics/sample.js';
 import { CLOCK_SKEW_MS } from './valid-time.js';
 
@@ -354,9 +354,9 @@ export class ProvisioningFlow {
   }
 }
 
-/** SQL instant: a Unix second as UTC wall time (the timestamp(3) convention; compares right with timestamptz under TimeZone UTC). */
+/** A Unix second as SQL (utcInstant). */
 function at(second: number): Sql {
-  return sql`(${new Date(second * 1000).toISOString()}::timestamptz AT TIME ZONE 'UTC')`;
+  return utcInstant(second * 1000);
 }
 
 const MIN_TIME = raw(`'0001-01-01 00:00:00'`);

@@ -11,7 +11,7 @@
  * times outside 0001-01-01 .. now + clock skew (infinity, BC, year 10000, the
  * future) never leave the database: they are counted as `bad_timestamp`.
  */
-import { raw, sql, type Sql } from '../db/sql.js';
+import { raw, sql, utcInstant, type Sql } from '../db/sql.js';
 import { KNOWN, OVERFLOW_LABEL, UNKNOWN_LABEL, WORK_DURATION_BUCKETS } from '../catalog.js';
 import type { Database } from '../db/client.js';
 import { isNoneOf, isOneOf, readEnumLabels, type EnumLabels } from '../db/enum-labels.js';
@@ -225,10 +225,6 @@ export function provisioningOverview(data: ProvisioningData): ProvisioningOvervi
   };
 }
 
-/** SQL timestamp parameter: an instant as UTC wall time, as Prisma stores timestamp(3) columns. */
-function utc(d: Date): Sql {
-  return sql`(${d.toISOString()}::timestamptz AT TIME ZONE 'UTC')`;
-}
 
 /**
  * A column as text, outside WHERE clauses only: any of the free-text columns
@@ -274,9 +270,9 @@ export function provisioningQueries(labels: EnumLabels, now: Date, options: Prov
   const failed = isOneOf(labels, col, ['FAILED']);
   const waiting = isOneOf(labels, col, KNOWN.stuckJobStatus);
   const running = isOneOf(labels, col, ['RUNNING']);
-  const latest = utc(new Date(now.getTime() + CLOCK_SKEW_MS));
-  const stuckBefore = utc(new Date(now.getTime() - options.stuckThresholdSeconds * 1000));
-  const since = utc(new Date(now.getTime() - DAY_MS));
+  const latest = utcInstant(now.getTime() + CLOCK_SKEW_MS);
+  const stuckBefore = utcInstant(now.getTime() - options.stuckThresholdSeconds * 1000);
+  const since = utcInstant(now.getTime() - DAY_MS);
   // A validated integer (config), written as a literal so GROUP BY and SELECT share one expression.
   const limit = raw(String(Math.trunc(options.labelValueLimit)));
   const waitingSince = sql`(CASE WHEN ${running} THEN COALESCE("startedAt", "createdAt") ELSE "createdAt" END)`;

@@ -15,7 +15,7 @@ import { performance } from 'node:perf_hooks';
 import { KNOWN, UNKNOWN_LABEL } from '../catalog.js';
 import type { Database, DbTx } from '../db/client.js';
 import { isNoneOf, isOneOf, readEnumLabels, type EnumColumn, type EnumLabels } from '../db/enum-labels.js';
-import { empty, join, raw, sql, type Sql } from '../db/sql.js';
+import { empty, join, raw, sql, utcInstant, type Sql } from '../db/sql.js';
 import { countInvalid as countInvalidOnce, SampleSet, type InvalidCounts, type Sample } from '../metrics/sample.js';
 import {
   DECISION_COLUMNS,
@@ -99,7 +99,7 @@ function expiry(ms: number): { promise: Promise<undefined>; cancel: () => void }
 const ENUM_COLUMNS: readonly EnumColumn[] = ['ShieldEvent.decision', 'ShieldPolicy.mode', 'GuardianFinding.status', 'GuardianFinding.severity'];
 
 function at(second: number): Sql {
-  return sql`(${new Date(second * 1000).toISOString()}::timestamptz AT TIME ZONE 'UTC')`;
+  return utcInstant(second * 1000);
 }
 
 /**
@@ -270,15 +270,14 @@ async function readStep(tx: DbTx, labels: EnumLabels, plan: StepPlan): Promise<S
   // step's batch are left to the next batches).
   if (plan.frontTo > plan.frontFrom) read.front = await readSeconds(tx, labels, plan.frontFrom, plan.frontTo, read.maxId);
   // The window's partial seconds at both ends, in this snapshot (one statement: one plan).
-  const iso = (ms: number) => new Date(ms).toISOString();
   const edges = await tx.query<Array<ColumnRow & { side: number }>>`
     SELECT 0 AS side, ${counts} FROM "ShieldEvent"
-     WHERE "timestamp" >= (${iso(plan.fromMs)}::timestamptz AT TIME ZONE 'UTC')
+     WHERE "timestamp" >= ${utcInstant(plan.fromMs)}
        AND "timestamp" < ${at(plan.start + 1)} AND "id" <= ${read.maxId}::bigint
     UNION ALL
     SELECT 1 AS side, ${counts} FROM "ShieldEvent"
      WHERE "timestamp" >= ${at(plan.end)}
-       AND "timestamp" <= (${iso(plan.toMs)}::timestamptz AT TIME ZONE 'UTC') AND "id" <= ${read.maxId}::bigint`;
+       AND "timestamp" <= ${utcInstant(plan.toMs)} AND "id" <= ${read.maxId}::bigint`;
   read.edges = {
     left: columns(edges.find((e) => e.side === 0), DECISION_COLUMNS.length),
     right: columns(edges.find((e) => e.side === 1), DECISION_COLUMNS.length),

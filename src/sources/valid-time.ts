@@ -7,7 +7,7 @@
  * tomorrow cannot look fresh. The check runs in SQL, so no out-of-range value
  * ever reaches JavaScript (where it would become an Invalid Date).
  */
-import { raw, sql, type Sql } from '../db/sql.js';
+import { raw, sql, utcInstant, type Sql } from '../db/sql.js';
 
 /** How far in the future a recorded time may lie (clock skew between the platform's hosts and the exporter's), ms. */
 export const CLOCK_SKEW_MS = 300_000;
@@ -20,9 +20,9 @@ export const CLOCK_SKEW_MS = 300_000;
  */
 export const EARLIEST_VALID_TIME = '1970-01-01 00:00:00';
 
-/** The latest valid instant at `now` (now plus the clock-skew allowance), as an ISO string for SQL. */
-export function latestValidTime(now: Date): string {
-  return new Date(now.getTime() + CLOCK_SKEW_MS).toISOString();
+/** The latest valid instant at `now` (now plus the clock-skew allowance), as SQL. */
+export function latestValidTime(now: Date): Sql {
+  return utcInstant(now.getTime() + CLOCK_SKEW_MS);
 }
 
 /**
@@ -31,7 +31,7 @@ export function latestValidTime(now: Date): string {
  * NULL. Written as a range on `expr` alone, so an index on `expr` serves it.
  */
 export function isValidTime(expr: Sql, now: Date): Sql {
-  return sql`(${expr} >= ${raw(`'${EARLIEST_VALID_TIME}'`)} AND ${expr} <= (${latestValidTime(now)}::timestamptz AT TIME ZONE 'UTC'))`;
+  return sql`(${expr} >= ${raw(`'${EARLIEST_VALID_TIME}'`)} AND ${expr} <= ${latestValidTime(now)})`;
 }
 
 /** The same rule for an instant already in JavaScript (pure; for mappings and tests). */
