@@ -355,13 +355,21 @@ counts[12], counts[13], counts[14] = string.format('%.0f', oldest), bad, volatil
 return counts
 `;
 
+/** A queue's last full read of its oldest waiting job: the candidates' signature, the script's answer, when (ms). */
+export interface OldestRead {
+  signature: string;
+  oldest: unknown;
+  bad: unknown;
+  atMs: number;
+}
+
 /**
  * The script's reply with the oldest job and bad count of the last full read
  * where the script found the same candidates (reply[11] = -2), and the read
  * remembered for the next collection: a full read whose answer does not
  * depend on the time (a signature) is kept, any other forgets it.
  */
-export function reuseOldest(reads: Map<string, { signature: string; oldest: unknown; bad: unknown; atMs: number }>, key: string, reply: unknown[], nowMs: number): unknown[] {
+export function reuseOldest(reads: Map<string, OldestRead>, key: string, reply: unknown[], nowMs: number): unknown[] {
   const last = reads.get(key);
   const signature = typeof reply[13] === 'string' ? reply[13] : '';
   if (Number(reply[0]) !== 1 || Number(reply[1]) !== 1) {
@@ -606,7 +614,7 @@ export function queuesSource(redis: Redis, options: QueuesOptions): Source<Queue
   /** Each known queue's flow between collections (queue-flow.ts), by queueKey. */
   const flows = new Map<string, QueueFlowState>();
   /** Per queue, the last full read of its oldest waiting job (see OLDEST_RECHECK_MS). */
-  const oldestReads = new Map<string, { signature: string; oldest: unknown; bad: unknown; atMs: number }>();
+  const oldestReads = new Map<string, OldestRead>();
   /** Redis' clock at the first collection, ms: a queue found later is read from then on. */
   let flowStartMs: number | undefined;
   /** Per prefix, flow since start over every queue ever read: never decreases, even when a queue goes away. */
@@ -710,8 +718,8 @@ export function queuesSource(redis: Redis, options: QueuesOptions): Source<Queue
         const last = from + QUEUES_PER_ROUND_TRIP >= known.length;
         const pipeline = client.pipeline();
         for (const q of chunk) {
-          const last = oldestReads.get(queueKey(q.prefix, q.name));
-          const signature = last && nowMs - last.atMs < OLDEST_RECHECK_MS ? last.signature : '';
+          const previous = oldestReads.get(queueKey(q.prefix, q.name));
+          const signature = previous && nowMs - previous.atMs < OLDEST_RECHECK_MS ? previous.signature : '';
           (pipeline as unknown as RedisWithStats).opsQueueStats(`${q.prefix}:${q.name}:`, options.maxPriorityLevels, nowMs, CLOCK_SKEW_MS, EVENTS_SEARCHED, signature);
         }
         chunk.forEach((q, j) => {
