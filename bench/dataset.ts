@@ -50,6 +50,27 @@ export interface ScaleSpec {
   workers: number;
 }
 
+/** platform-schema.md's large platform. */
+const LARGE: ScaleSpec = {
+  name: 'large',
+  shieldEvents: 30_000_000,
+  shieldWindow: 10_000_000,
+  historyShieldEvents: 3_000_000,
+  historyShieldWindow: 1_000_000,
+  provisioningJobs: 5_000_000,
+  liveJobs: 300,
+  stuckJobs: 20,
+  unknownStatusJobs: 3,
+  jobsPerDay: 50_000,
+  backups: 1_000_000,
+  findings: 200_000,
+  policies: 2_000,
+  coreNodes: 500,
+  queues: 30,
+  queueJobs: 1_000_000,
+  workers: 40,
+};
+
 /**
  * The scales: large is platform-schema.md's large platform; xlarge is issue
  * 12's "ten times the platform" (100 M shield events, 30 M in 24 h, 20 M
@@ -95,43 +116,16 @@ export const SCALES: Record<ScaleName, ScaleSpec> = {
     queueJobs: 10_000,
     workers: 40,
   },
-  large: {
-    name: 'large',
-    shieldEvents: 30_000_000,
-    shieldWindow: 10_000_000,
-    historyShieldEvents: 3_000_000,
-    historyShieldWindow: 1_000_000,
-    provisioningJobs: 5_000_000,
-    liveJobs: 300,
-    stuckJobs: 20,
-    unknownStatusJobs: 3,
-    jobsPerDay: 50_000,
-    backups: 1_000_000,
-    findings: 200_000,
-    policies: 2_000,
-    coreNodes: 500,
-    queues: 30,
-    queueJobs: 1_000_000,
-    workers: 40,
-  },
+  large: LARGE,
   xlarge: {
+    ...LARGE,
     name: 'xlarge',
     shieldEvents: 100_000_000,
     shieldWindow: 30_000_000,
     historyShieldEvents: 10_000_000,
     historyShieldWindow: 3_000_000,
     provisioningJobs: 20_000_000,
-    liveJobs: 300,
-    stuckJobs: 20,
-    unknownStatusJobs: 3,
     jobsPerDay: 200_000,
-    backups: 1_000_000,
-    findings: 200_000,
-    policies: 2_000,
-    coreNodes: 500,
-    queues: 30,
-    queueJobs: 1_000_000,
-    workers: 40,
   },
 };
 

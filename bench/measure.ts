@@ -14,6 +14,7 @@ import { request } from 'node:http';
 import { freePort } from '../test/helpers/ports.js';
 import type { BenchDatabase } from './datasets.js';
 import { NAIVE_ROLE, READER_ROLE } from './datasets.js';
+import { pgQuery } from './services.js';
 import type { SteadyWriter } from './writer.js';
 
 /**
@@ -462,19 +463,14 @@ function diff(a: Record<string, number>, b: Record<string, number>): Record<stri
   return out;
 }
 
+/** Equal counts, a missing key counting 0 (diff() leaves only the keys that differ). */
 function sameCounts(a: Record<string, number>, b: Record<string, number>): boolean {
-  const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
-  return [...keys].every((k) => (a[k] ?? 0) === (b[k] ?? 0));
+  return Object.keys(diff(a, b)).length === 0;
 }
 
 async function dbNow(url: string): Promise<string> {
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  try {
-    return (await c.query<{ t: string }>(`SELECT (clock_timestamp() AT TIME ZONE 'UTC')::timestamp(3)::text AS t`)).rows[0]?.t as string;
-  } finally {
-    await c.end();
-  }
+  const [row] = await pgQuery<{ t: string }>(url, `SELECT (clock_timestamp() AT TIME ZONE 'UTC')::timestamp(3)::text AS t`);
+  return row?.t as string;
 }
 
 /**
@@ -534,20 +530,14 @@ export async function measureFlow(ctx: PhaseContext, exporter: ExporterProcess, 
 
     const key = (l: Record<string, string>) => `${l.type}/${l.status}`;
     const exporterJobs = diff(sumCounter(start.m, 'ops_provisioning_jobs_finished_total', key), sumCounter(end.m, 'ops_provisioning_jobs_finished_total', key));
-    const c = new pg.Client({ connectionString: ctx.db.adminUrl });
-    await c.connect();
-    let brute: Record<string, number> = {};
-    try {
-      const { rows } = await c.query<{ k: string; n: number }>(
-        `SELECT "type" || '/' || "status" AS k, count(*)::int AS n FROM "ProvisioningJob"
-          WHERE "finishedAt" > $1::timestamp AND "finishedAt" <= $2::timestamp AND "status" IN ('COMPLETED', 'FAILED', 'CANCELLED')
-          GROUP BY 1`,
-        [start.at, end.at],
-      );
-      brute = Object.fromEntries(rows.map((r) => [r.k, r.n]));
-    } finally {
-      await c.end();
-    }
+    const rows = await pgQuery<{ k: string; n: number }>(
+      ctx.db.adminUrl,
+      `SELECT "type" || '/' || "status" AS k, count(*)::int AS n FROM "ProvisioningJob"
+        WHERE "finishedAt" > $1::timestamp AND "finishedAt" <= $2::timestamp AND "status" IN ('COMPLETED', 'FAILED', 'CANCELLED')
+        GROUP BY 1`,
+      [start.at, end.at],
+    );
+    const brute: Record<string, number> = Object.fromEntries(rows.map((r) => [r.k, r.n]));
     const prefixKey = (l: Record<string, string>) => (l.prefix === ctx.queuePrefix ? l.queue : undefined);
     const exporterQueues: FlowCounts = {
       completed: diff(sumCounter(start.m, 'ops_queue_jobs_completed_total', prefixKey), sumCounter(end.m, 'ops_queue_jobs_completed_total', prefixKey)),

@@ -219,8 +219,8 @@ export class SteadyWriter {
         const done = toFinish.map((j, i) => ({ id: j.id, failed: (tick + i) % 33 === 0, late: (this.finished + i) % LATE_EVERY === LATE_EVERY - 1 }));
         this.finished += done.length;
         this.late.push(...done.filter((j) => j.late));
-        const now_ = done.filter((j) => !j.late);
-        if (now_.length > 0) await c.query(FINISH_JOBS, [now_.map((j) => j.id), now_.filter((j) => j.failed).map((j) => j.id)]);
+        const onTime = done.filter((j) => !j.late);
+        if (onTime.length > 0) await c.query(FINISH_JOBS, [onTime.map((j) => j.id), onTime.filter((j) => j.failed).map((j) => j.id)]);
         const gone = new Set(toFinish.map((j) => j.id));
         this.running = this.running.filter((j) => !gone.has(j.id));
         this.finishBusy = false;
